@@ -1,0 +1,18 @@
+# Two commands for a fresh Debian 12 machine:
+#   make run    install what is missing, build, serve JSON-RPC on stdin/stdout
+#   make test   install what the tests need and run every test
+.PHONY: run test build clean
+
+run:
+	@scripts/run.sh $(ARGS)
+
+test:
+	scripts/test.sh
+
+build:
+	scripts/install-deps.sh
+	scripts/embed-openrpc.sh
+	swift build -c release --product syncwizard
+
+clean:
+	swift package clean

@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Arrows point one way: syncwizard → Wizard → Keyring/JSONRPC → Threading/C shims;
+// WizardProtocol (types only, no dependencies) is used by all.
+let package = Package(
+    name: "syncwizard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "syncwizard", targets: ["syncwizard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "WizardProtocol"),
+        .target(name: "Threading"),
+        .target(name: "JSONRPC", dependencies: [
+            "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .systemLibrary(name: "CSecret", pkgConfig: "libsecret-1",
+                       providers: [.apt(["libsecret-1-dev"])]),
+        .target(name: "Keyring", dependencies: ["CSecret", "WizardProtocol", "Threading"]),
+        .target(name: "Wizard", dependencies: [
+            "WizardProtocol", "JSONRPC", "Keyring", "Threading",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "syncwizard", dependencies: [
+            "Wizard", "JSONRPC", "Keyring", "WizardProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC"], path: "Tests/TestSupport"),
+        .testTarget(name: "WizardProtocolTests", dependencies: ["WizardProtocol"]),
+        .testTarget(name: "JSONRPCTests", dependencies: [
+            "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["WizardProtocol", "TestSupport"]),
+    ]
+)

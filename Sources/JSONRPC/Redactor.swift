@@ -1,0 +1,73 @@
+import Threading
+import WizardProtocol
+
+/// Removes secrets from anything that leaves the process other than the protocol replies
+/// themselves: the trace file and log lines.
+///
+/// Two nets: members whose name marks a secret are blanked wherever they appear, and every
+/// secret value the process has been handed (passwords, tokens, client secrets, codes) is
+/// registered so it is replaced even where it shows up under another name.
+public final class Redactor: Sendable {
+    public static let shared = Redactor()
+    public static let mask = "«redacted»"
+
+    /// Member names (compared lowercased, without '_' and '-') whose values are secrets.
+    static let secretMemberNames: Set<String> = [
+        "password", "clientsecret", "refreshtoken", "accesstoken", "idtoken", "token",
+        "code", "codeverifier", "redirecturl", "secret", "authorization", "assertion",
+        "devicecode", "usercode",
+    ]
+
+    private let knownSecrets = MutexBox<Set<String>>([])
+
+    public init() {}
+
+    /// Remember a secret value so it is blanked wherever it appears. Short values are ignored:
+    /// replacing "a" everywhere would garble the trace without protecting anything.
+    public func register(_ secret: String) {
+        guard secret.utf8.count >= 4 else { return }
+        knownSecrets.withLock { _ = $0.insert(secret) }
+    }
+
+    public static func isSecretMember(_ name: String) -> Bool {
+        var normalized = name.lowercased()
+        normalized.removeAll { $0 == "_" || $0 == "-" }
+        return secretMemberNames.contains(normalized)
+    }
+
+    public func redact(_ value: JSONValue) -> JSONValue {
+        let secrets = knownSecrets.withLock { $0 }
+        return redact(value, secrets: secrets)
+    }
+
+    public func redact(_ text: String) -> String {
+        let secrets = knownSecrets.withLock { $0 }
+        return scrub(text, secrets: secrets)
+    }
+
+    private func redact(_ value: JSONValue, secrets: Set<String>) -> JSONValue {
+        switch value {
+        case .string(let s): return .string(scrub(s, secrets: secrets))
+        case .array(let elements): return .array(elements.map { redact($0, secrets: secrets) })
+        case .object(let object):
+            var out = JSONObject()
+            for member in object.members {
+                if Self.isSecretMember(member.key), !member.value.isNull, member.value.boolValue == nil {
+                    out.append(member.key, .string(Self.mask))
+                } else {
+                    out.append(member.key, redact(member.value, secrets: secrets))
+                }
+            }
+            return .object(out)
+        default: return value
+        }
+    }
+
+    private func scrub(_ text: String, secrets: Set<String>) -> String {
+        var text = text
+        for secret in secrets where text.contains(secret) {
+            text = text.replacing(secret, with: Self.mask)
+        }
+        return text
+    }
+}

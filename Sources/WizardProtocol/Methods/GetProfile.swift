@@ -1,0 +1,5 @@
+public enum GetProfile: RPCMethod {
+    public static let name = "getProfile"
+    public typealias Params = ProfileIDParams
+    public typealias Result = Profile
+}

@@ -1,0 +1,5 @@
+public enum GetWizardState: RPCMethod {
+    public static let name = "getWizardState"
+    public typealias Params = ProfileIDParams
+    public typealias Result = WizardState
+}

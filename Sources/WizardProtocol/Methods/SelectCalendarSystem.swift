@@ -1,0 +1,15 @@
+public enum SelectCalendarSystem: RPCMethod {
+    public static let name = "selectCalendarSystem"
+
+    public struct Params: RPCParams, Equatable {
+        public static let parameterNames = ["profileId", "system"]
+        public var profileId: String
+        public var system: CalendarSystem
+        public init(reading reader: inout ParamsReader) throws(RPCError) {
+            profileId = try reader.profileId()
+            system = try reader.requiredEnum("system", CalendarSystem.self)
+        }
+    }
+
+    public typealias Result = Profile
+}

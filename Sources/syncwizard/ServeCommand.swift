@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import JSONRPC
+import Keyring
+import Logging
+import Wizard
+import WizardProtocol
+
+/// `syncwizard`: serves the "Configure Systems" step over JSON-RPC 2.0 on stdin/stdout.
+struct ServeCommand: ParsableCommand {
+    static let version = "0.1.0"
+    nonisolated(unsafe) static var protocolOutput: Int32 = STDOUT_FILENO
+
+    static let configuration = CommandConfiguration(
+        commandName: "syncwizard",
+        abstract: "Serve the synchronizer wizard's \"Configure Systems\" step over JSON-RPC 2.0 on stdin/stdout.",
+        discussion: """
+            Send one JSON-RPC object per line (NDJSON) or LSP-style Content-Length frames; \
+            replies use the framing of their request. Logs go to stderr. \
+            Call rpc.discover for the full contract.
+            """,
+        version: version)
+
+    enum SecretStoreChoice: String, ExpressibleByArgument, CaseIterable {
+        case keyring, memory
+    }
+
+    @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = ProcessInfoLite.environment("SYNCWIZARD_LOG_LEVEL") ?? "notice"
+
+    @Option(help: ArgumentHelp("Directory for profiles and provider settings (env SYNCWIZARD_CONFIG_DIR).",
+                               discussion: "Default: $XDG_CONFIG_HOME/syncwizard, or ~/.config/syncwizard."))
+    var configDir: String?
+
+    @Option(help: "Where secrets live: 'keyring' (the desktop keyring through libsecret) or 'memory' (this process only, for scripts and tests; env SYNCWIZARD_SECRET_STORE).")
+    var secretStore: SecretStoreChoice?
+
+    @Option(help: "Mirror the protocol stream, with every secret redacted, into this file.")
+    var traceFile: String?
+
+    @Option(help: "Largest accepted message in bytes; larger ones are answered with messageTooLarge.")
+    var maxMessageBytes: Int = 4 * 1024 * 1024
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        guard maxMessageBytes >= 1024 else {
+            throw ValidationError("--max-message-bytes must be at least 1024.")
+        }
+        if let env = ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE"), secretStore == nil,
+           SecretStoreChoice(rawValue: env) == nil {
+            throw ValidationError("SYNCWIZARD_SECRET_STORE must be 'keyring' or 'memory'.")
+        }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "syncwizard")
+
+        let directory = configDir ?? ProcessInfoLite.environment("SYNCWIZARD_CONFIG_DIR") ?? Self.defaultConfigDirectory()
+        let storeChoice = secretStore
+            ?? ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE").flatMap(SecretStoreChoice.init(rawValue:))
+            ?? .keyring
+        let secrets: any SecretStore = storeChoice == .memory ? MemorySecretStore() : LibsecretStore()
+
+        var trace: TraceFile?
+        if let traceFile {
+            do { trace = try TraceFile(path: traceFile) } catch { throw ValidationError(error.message) }
+        }
+
+        let output = OutputChannel(fd: Self.protocolOutput, trace: trace)
+        let service = WizardService(
+            store: ProfileStore(directory: directory), secrets: secrets,
+            info: .init(name: "syncwizard", version: Self.version, maximumMessageBytes: maxMessageBytes),
+            logger: logger)
+        var table = MethodTable()
+        service.register(into: &table)
+
+        var configuration = JSONRPCServer.Configuration()
+        configuration.maximumMessageBytes = maxMessageBytes
+        let server = JSONRPCServer(table: table, output: output, trace: trace, configuration: configuration, logger: logger)
+        logger.info("Serving on stdin/stdout; profiles in \(directory); secrets in \(secrets.name).")
+        let status = server.run(inputFD: STDIN_FILENO)
+        Glibc.exit(status)
+    }
+
+    static func defaultConfigDirectory() -> String {
+        if let xdg = ProcessInfoLite.environment("XDG_CONFIG_HOME"), xdg.hasPrefix("/") {
+            return xdg + "/syncwizard"
+        }
+        let home = ProcessInfoLite.environment("HOME") ?? "."
+        return home + "/.config/syncwizard"
+    }
+}
+
+/// getenv without Foundation.
+enum ProcessInfoLite {
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let s = String(cString: value)
+        return s.isEmpty ? nil : s
+    }
+}

@@ -1,0 +1,130 @@
+import JSONRPC
+import Testing
+import WizardProtocol
+
+@Suite struct FrameParserTests {
+    let ping = Array(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.utf8)
+    var framedPing: [UInt8] { Array("Content-Length: \(ping.count)\r\n\r\n".utf8) + ping }
+
+    func messages(_ events: [FrameEvent]) -> [[UInt8]] {
+        events.compactMap { if case .message(let m, _) = $0 { return m } else { return nil } }
+    }
+
+    @Test func ndjsonFedOneByteAtATime() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        var events: [FrameEvent] = []
+        for byte in ping + [0x0A] + ping + [0x0D, 0x0A] { events += parser.feed([byte]) }
+        #expect(events == [.message(ping, .ndjson), .message(ping, .ndjson)])
+    }
+
+    @Test func contentLengthFedOneByteAtATime() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        var events: [FrameEvent] = []
+        for byte in framedPing + framedPing { events += parser.feed([byte]) }
+        #expect(events == [.message(ping, .contentLength), .message(ping, .contentLength)])
+    }
+
+    @Test func everySplitOfTwoMessagesInOneStreamGivesTheSameMessages() {
+        let stream = framedPing + ping + [0x0A] + framedPing
+        for split in 0...stream.count {
+            var parser = FrameParser(maximumMessageBytes: 1024)
+            let events = parser.feed(Array(stream[..<split])) + parser.feed(Array(stream[split...]))
+            #expect(events == [.message(ping, .contentLength), .message(ping, .ndjson), .message(ping, .contentLength)], "split at \(split)")
+        }
+    }
+
+    @Test func headerNamesAnyCaseOtherHeadersIgnoredAndBareLineFeeds() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        let text = "content-type: application/vscode-jsonrpc; charset=utf-8\nCONTENT-LENGTH:\(ping.count)\n\n"
+        #expect(parser.feed(Array(text.utf8) + ping) == [.message(ping, .contentLength)])
+    }
+
+    @Test func blankLinesBetweenMessagesAreSkipped() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        #expect(messages(parser.feed([0x0A, 0x0D, 0x0A, 0x20] + ping + [0x0A, 0x0A])) == [ping])
+    }
+
+    @Test func oversizeLineIsReportedAndSkippedThenServingContinues() {
+        var parser = FrameParser(maximumMessageBytes: 100)
+        let huge = [UInt8](repeating: UInt8(ascii: "x"), count: 1000)
+        var events: [FrameEvent] = []
+        for chunk in stride(from: 0, to: huge.count, by: 64) { events += parser.feed(Array(huge[chunk..<min(chunk + 64, huge.count)])) }
+        events += parser.feed([0x0A] + Array(#"{"a":1}"#.utf8) + [0x0A])
+        #expect(events == [.tooLarge(.ndjson, declaredLength: nil), .message(Array(#"{"a":1}"#.utf8), .ndjson)])
+        #expect(parser.bufferedByteCount < 200)
+    }
+
+    @Test func oversizeContentLengthIsSkippedWithoutBuffering() {
+        var parser = FrameParser(maximumMessageBytes: 100)
+        var events = parser.feed(Array("Content-Length: 5000\r\n\r\n".utf8))
+        for _ in 0..<50 { events += parser.feed([UInt8](repeating: 0x20, count: 100)) }
+        #expect(parser.bufferedByteCount == 0)
+        events += parser.feed(framedPing)
+        #expect(events == [.tooLarge(.contentLength, declaredLength: 5000), .message(ping, .contentLength)])
+    }
+
+    @Test(arguments: ["Content-Type: x\r\n\r\n", "Content-Length: ten\r\n\r\n", "Content-Length: -1\r\n\r\n", "Content-Length 4\r\n\r\n"])
+    func unusableHeadersAreReported(_ header: String) {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        let events = parser.feed(Array(header.utf8) + ping + [0x0A])
+        guard case .badHeader? = events.first else {
+            Issue.record("expected a bad header, got \(events)")
+            return
+        }
+    }
+
+    @Test func finalLineWithoutNewlineCountsAtEOF() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        #expect(parser.feed(ping).isEmpty)
+        #expect(parser.finish() == [.message(ping, .ndjson)])
+    }
+
+    @Test func contentLengthCutShortAtEOFIsTruncated() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        _ = parser.feed(Array("Content-Length: 100\r\n\r\n{\"a\"".utf8))
+        #expect(parser.finish() == [.truncated(.contentLength)])
+    }
+}
+
+@Suite struct MessageDecoderTests {
+    func decode(_ text: String) -> DecodedMessage { MessageDecoder.decode(Array(text.utf8)) }
+
+    @Test func classifiesRequestsAndNotifications() {
+        #expect(decode(#"{"jsonrpc":"2.0","id":"x","method":"a","params":{}}"#) == .single(.request(id: "x", method: "a", params: [:])))
+        #expect(decode(#"{"jsonrpc":"2.0","method":"a"}"#) == .single(.notification(method: "a", params: nil)))
+        #expect(decode(#"{"jsonrpc":"2.0","id":null,"method":"a"}"#) == .single(.request(id: .null, method: "a", params: nil)))
+    }
+
+    @Test(arguments: [
+        #"{"id":1,"method":"a"}"#, #"{"jsonrpc":"1.0","id":1,"method":"a"}"#, #"{"jsonrpc":"2.0","id":1}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":5}"#, #"{"jsonrpc":"2.0","id":1,"method":"a","params":"x"}"#, "5", #""text""#,
+    ])
+    func invalidRequestsKeepTheirIdWhenUsable(_ text: String) {
+        guard case .single(.invalid(let id, let error)) = decode(text) else {
+            Issue.record("not classified as invalid: \(text)")
+            return
+        }
+        #expect(error.kind == .invalidRequest)
+        #expect(id == (text.contains("\"id\":1") ? .number("1") : .null))
+    }
+
+    @Test func objectOrBooleanIdsAreInvalid() {
+        guard case .single(.invalid(let id, let error)) = decode(#"{"jsonrpc":"2.0","id":{"a":1},"method":"a"}"#) else {
+            Issue.record("expected invalid")
+            return
+        }
+        #expect(id == .null)
+        #expect(error.kind == .invalidRequest)
+    }
+
+    @Test func emptyBatchIsOneInvalidRequest() {
+        guard case .unanswerable(let error) = decode("[]") else { Issue.record("expected unanswerable"); return }
+        #expect(error.code == -32600)
+    }
+
+    @Test func parseErrorsAreUnanswerableWithCode32700() {
+        guard case .unanswerable(let error) = decode("{nope") else { Issue.record("expected unanswerable"); return }
+        #expect(error.code == -32700)
+        #expect(error.data["kind"] == "parseError")
+    }
+}

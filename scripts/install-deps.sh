@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what syncwizard needs on Debian 12 and is missing. Everything it prints goes to
+# stderr, so `make run` can keep stdout for the protocol.
+#   scripts/install-deps.sh          runtime and build packages
+#   scripts/install-deps.sh --test   also what the tests need (apt and PyPI)
+set -eu
+exec 1>&2
+
+packages="libsecret-1-dev libcurl4-openssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
+python_packages=""
+if [ "${1:-}" = "--test" ]; then
+    packages="$packages python3 util-linux procps"
+    python_packages="jsonschema"
+fi
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install-deps: installing$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ -n "$python_packages" ]; then
+    for p in $python_packages; do
+        python3 -c "import $p" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "$p"
+    done
+fi

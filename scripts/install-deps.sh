@@ -10,7 +10,7 @@ packages="libsecret-1-dev libcurl4-openssl-dev gnome-keyring libsecret-tools dbu
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages python3 util-linux procps"
-    python_packages="jsonschema"
+    python_packages="jsonschema referencing jsonschema_specifications"
 fi
 
 missing=""

@@ -29,6 +29,8 @@ final class InFlightTable: Sendable {
     // @unchecked: only touched under `lock`.
     private final class Storage: @unchecked Sendable {
         var entries: [ObjectIdentifier: InFlightEntry] = [:]
+        /// Entries whose reply is being sent; they still count until it is queued.
+        var claimed: Set<ObjectIdentifier> = []
         var limit = 256
     }
 
@@ -46,17 +48,23 @@ final class InFlightTable: Sendable {
         return entry
     }
 
-    /// True when the caller should send the reply (nobody answered it yet).
-    func complete(_ entry: InFlightEntry) -> Bool {
-        let removed = lock.withLock { storage.entries.removeValue(forKey: ObjectIdentifier(entry)) != nil }
+    /// Sends the reply of a finished request unless cancellation already answered it. The entry
+    /// stays counted until the reply is queued, so the drain at exit cannot miss it.
+    func complete(_ entry: InFlightEntry, deliver: () -> Void) {
+        let key = ObjectIdentifier(entry)
+        let mine = lock.withLock { storage.entries[key] != nil && storage.claimed.insert(key).inserted }
+        if mine { deliver() }
+        lock.withLock {
+            storage.entries[key] = nil
+            storage.claimed.remove(key)
+        }
         lock.broadcast()
-        return removed
     }
 
     /// Cancels and removes the requests with this id; the caller answers them.
     func cancel(id: JSONValue) -> [InFlightEntry] {
         let matched = lock.withLock {
-            let matched = storage.entries.values.filter { $0.id == id }
+            let matched = storage.entries.values.filter { $0.id == id && !storage.claimed.contains(ObjectIdentifier($0)) }
             for entry in matched { storage.entries[ObjectIdentifier(entry)] = nil }
             return matched
         }
@@ -84,9 +92,9 @@ final class InFlightTable: Sendable {
 
     func abandonAll() -> [InFlightEntry] {
         lock.withLock {
-            let all = Array(storage.entries.values)
-            storage.entries.removeAll()
-            return all
+            let unclaimed = storage.entries.filter { !storage.claimed.contains($0.key) }
+            for key in unclaimed.keys { storage.entries[key] = nil }
+            return Array(unclaimed.values)
         }
     }
 }

@@ -210,7 +210,7 @@ public final class JSONRPCServer: Sendable {
                     logger.error("Request '\(method)' failed unexpectedly: \(Redactor.shared.redact(String(describing: error)))")
                     response = ResponseEncoder.error(id: id, .internalError("The request failed unexpectedly; the log on stderr has details."))
                 }
-                if inFlight.complete(entry) { entry.sink.deliver(response) }
+                inFlight.complete(entry) { entry.sink.deliver(response) }
             }
         }
     }

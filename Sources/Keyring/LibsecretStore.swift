@@ -65,17 +65,23 @@ public final class LibsecretStore: SecretStore {
 
 /// The libsecret calls themselves; run only on the keyring thread.
 enum Libsecret {
+    /// Items are written with the schema name (`xdg:schema = org.syncwizard.Secret`), but found
+    /// and removed by the contract's attributes alone, so a secret another client filed under
+    /// them (`secret-tool store profile … system … kind …`) is found and removed as well.
+    nonisolated(unsafe) static let schema = makeSchema(SECRET_SCHEMA_NONE)
+    nonisolated(unsafe) static let matchSchema = makeSchema(SECRET_SCHEMA_DONT_MATCH_NAME)
+
     /// Built once; libsecret keeps a pointer to it for the life of the process.
-    nonisolated(unsafe) static let schema: UnsafeMutablePointer<SecretSchema> = {
+    static func makeSchema(_ flags: SecretSchemaFlags) -> UnsafeMutablePointer<SecretSchema> {
         let types = g_hash_table_new(g_str_hash, g_str_equal)
         // Attribute type STRING is 0, so the table's values are NULL pointers.
         for name in ["profile", "system", "kind"] {
             g_hash_table_insert(types, g_strdup(name), nil)
         }
-        let schema = secret_schema_newv(LibsecretStore.schemaName, SECRET_SCHEMA_NONE, types)!
+        let schema = secret_schema_newv(LibsecretStore.schemaName, flags, types)!
         g_hash_table_unref(types)
         return schema
-    }()
+    }
 
     static func attributeTable(_ attributes: [(String, String)]) -> OpaquePointer {
         let table = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free)!
@@ -86,6 +92,8 @@ enum Libsecret {
     }
 
     static func store(_ secret: String, key: SecretKey) -> Result<Void, RPCError> {
+        // One item per key: drop copies another client filed under the same attributes.
+        if case .failure(let error) = clear(attributes: key.attributes) { return .failure(error) }
         let table = attributeTable(key.attributes)
         defer { g_hash_table_unref(table) }
         var error: UnsafeMutablePointer<GError>?
@@ -101,7 +109,7 @@ enum Libsecret {
         let table = attributeTable(key.attributes)
         defer { g_hash_table_unref(table) }
         var error: UnsafeMutablePointer<GError>?
-        let found = secret_password_lookupv_sync(schema, table, nil, &error)
+        let found = secret_password_lookupv_sync(matchSchema, table, nil, &error)
         if let error { return .failure(convert(error, doing: "read the \(key)")) }
         if let found {
             defer { secret_password_free(found) }
@@ -120,7 +128,7 @@ enum Libsecret {
         let table = attributeTable(attributes)
         defer { g_hash_table_unref(table) }
         var error: UnsafeMutablePointer<GError>?
-        _ = secret_password_clearv_sync(schema, table, nil, &error)
+        _ = secret_password_clearv_sync(matchSchema, table, nil, &error)
         if let error { return .failure(convert(error, doing: "delete secrets")) }
         // Clearing skips locked items silently; they would outlive the profile.
         switch lockedItemCount(table) {
@@ -138,7 +146,7 @@ enum Libsecret {
             return .failure(RPCError(.keyringUnavailable, "No Secret Service is reachable.", hint: LibsecretStore.unavailableHint))
         }
         defer { g_object_unref(service) }
-        let items = secret_service_search_sync(service, schema, table, SECRET_SEARCH_ALL, nil, &error)
+        let items = secret_service_search_sync(service, matchSchema, table, SECRET_SEARCH_ALL, nil, &error)
         if let error { return .failure(convert(error, doing: "search the keyring")) }
         var locked = 0
         var node = items

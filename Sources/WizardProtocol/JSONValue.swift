@@ -147,3 +147,7 @@ extension Int: JSONRepresentable {
 extension Array: JSONRepresentable where Element: JSONRepresentable {
     public var json: JSONValue { .array(map(\.json)) }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(elements) }
+}

@@ -138,40 +138,43 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     // MARK: Receiving
 
     /// Waits for the next message that satisfies `predicate`, removing it from the queue.
-    public func next(timeout: Double = 10, where predicate: (JSONValue) -> Bool = { _ in true }) throws -> (JSONValue, Framing) {
+    /// Polls with Task.sleep rather than blocking: tests run on Swift's small cooperative pool,
+    /// and a blocked pool thread would starve everything else in the test process.
+    public func next(timeout: Double = 10, where predicate: (JSONValue) -> Bool = { _ in true }) async throws -> (JSONValue, Framing) {
         let deadline = Date().addingTimeInterval(timeout)
-        lock.lock()
-        defer { lock.unlock() }
         while true {
-            if let index = messages.firstIndex(where: { predicate($0.0) }) {
-                return messages.remove(at: index)
+            let (found, closed) = locked { () -> ((JSONValue, Framing)?, Bool) in
+                guard let index = messages.firstIndex(where: { predicate($0.0) }) else { return (nil, stdoutClosed) }
+                return (messages.remove(at: index), stdoutClosed)
             }
-            if stdoutClosed { throw TestTimeout(description: "stdout closed while waiting; stderr: \(stderrText)") }
-            if !lock.wait(until: deadline) {
-                throw TestTimeout(description: "no matching message within \(timeout) s; queued: \(messages.map { JSONWriter.string($0.0) }); stderr: \(stderrText)")
+            if let found { return found }
+            if closed { throw TestTimeout(description: "stdout closed while waiting; stderr: \(stderrSnapshot)") }
+            if Date() > deadline {
+                throw TestTimeout(description: "no matching message within \(timeout) s; queued: \(pendingMessages.map { JSONWriter.string($0) }); stderr: \(stderrSnapshot)")
             }
+            try await Task.sleep(nanoseconds: 2_000_000)
         }
     }
 
     /// The response to request `id`.
-    public func response(to id: JSONValue, timeout: Double = 10) throws -> JSONValue {
-        try next(timeout: timeout) { $0["id"] == id && $0["method"] == nil }.0
+    public func response(to id: JSONValue, timeout: Double = 10) async throws -> JSONValue {
+        try await next(timeout: timeout) { $0["id"] == id && $0["method"] == nil }.0
     }
 
     /// Sends a request and waits for its result; throws when it is an error.
-    public func call(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) throws -> JSONValue {
+    public func call(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) async throws -> JSONValue {
         let id = JSONValue.int(Self.nextID())
         request(method, params, id: id)
-        let reply = try response(to: id, timeout: timeout)
+        let reply = try await response(to: id, timeout: timeout)
         if let result = reply["result"] { return result }
         throw RPCFailure(error: reply["error"] ?? .null)
     }
 
     /// Sends a request that must fail and returns its error object.
-    public func callExpectingError(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) throws -> JSONValue {
+    public func callExpectingError(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) async throws -> JSONValue {
         let id = JSONValue.int(Self.nextID())
         request(method, params, id: id)
-        let reply = try response(to: id, timeout: timeout)
+        let reply = try await response(to: id, timeout: timeout)
         guard let error = reply["error"] else { throw RPCFailure(error: ["unexpectedResult": reply["result"] ?? .null]) }
         return error
     }
@@ -185,18 +188,25 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     }
 
     /// Waits for exit and returns the status.
-    public func waitForExit(timeout: Double = 10) throws -> Int32 {
+    public func waitForExit(timeout: Double = 10) async throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
             if Date() > deadline { throw TestTimeout(description: "syncwizard did not exit within \(timeout) s") }
-            usleep(5_000)
+            try await Task.sleep(nanoseconds: 5_000_000)
         }
-        // Let the readers drain what is left in the pipes.
-        lock.lock()
-        let end = Date().addingTimeInterval(2)
-        while !stdoutClosed, lock.wait(until: end) {}
-        lock.unlock()
+        // Let the reader drain what is left in the pipe.
+        let end = Date().addingTimeInterval(3)
+        while Date() < end {
+            if locked({ stdoutClosed }) { break }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
         return process.terminationStatus
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
     }
 
     public var stdoutBytes: [UInt8] { lock.lock(); defer { lock.unlock() }; return rawStdout }

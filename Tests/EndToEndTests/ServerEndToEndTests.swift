@@ -1,0 +1,185 @@
+import Foundation
+import JSONRPC
+import TestSupport
+import Testing
+import WizardProtocol
+
+/// The built binary driven over pipes, as front ends drive it.
+@Suite struct ServerEndToEndTests {
+    @Test(arguments: [Framing.ndjson, Framing.contentLength])
+    func wizardSessionInEitherFraming(_ framing: Framing) async throws {
+        let server = try ServerProcess()
+        server.request("initialize", ["clientInfo": ["name": "test"]], id: "init", framing: framing)
+        let (initReply, replyFraming) = try await server.next()
+        #expect(replyFraming == framing)
+        #expect(initReply["result"]?["serverInfo"]?["name"] == "syncwizard")
+
+        server.request("createProfile", ["name": "Sales"], id: 1, framing: framing)
+        let profile = try #require(try await server.response(to: 1)["result"])
+        let id = try #require(profile["id"]?.stringValue)
+        #expect(profile["calendar"]?["system"] == .null)
+
+        server.request("selectCalendarSystem", ["profileId": .string(id), "system": "exchange"], id: 2, framing: framing)
+        #expect(try await server.response(to: 2)["result"]?["calendar"]?["system"] == "exchange")
+
+        server.request("getWizardState", ["profileId": .string(id)], id: 3, framing: framing)
+        let state = try #require(try await server.response(to: 3)["result"])
+        #expect(state["step"] == "configureSystems")
+        #expect(state["canContinue"] == false)
+        let blockers = try #require(state["blockers"]?.arrayValue)
+        #expect(blockers.map { $0["kind"]?.stringValue ?? "" } == ["providerNotConfigured", "credentialsRequired"])
+
+        server.request("nextStep", ["profileId": .string(id)], id: 4, framing: framing)
+        let error = try #require(try await server.response(to: 4)["error"])
+        #expect(error["data"]?["kind"] == "stepIncomplete")
+        #expect(error["data"]?["blockers"]?.arrayValue?.count == 2)
+
+        server.request("listProfiles", nil, id: 5, framing: framing)
+        #expect(try await server.response(to: 5)["result"]?["profiles"]?.arrayValue?.count == 1)
+        server.request("deleteProfile", ["profileId": .string(id)], id: 6, framing: framing)
+        #expect(try await server.response(to: 6)["result"] == ["deleted": true])
+        server.request("getProfile", ["profileId": .string(id)], id: 7, framing: framing)
+        #expect(try await server.response(to: 7)["error"]?["data"]?["kind"] == "profileNotFound")
+
+        server.closeInput()
+        #expect(try await server.waitForExit() == 0)
+    }
+
+    @Test func profilesPersistAcrossRunsInTheConfigDirectory() async throws {
+        let first = try ServerProcess()
+        let id = try #require(try await first.call("createProfile", ["name": "Kept"])["id"])
+        first.closeInput()
+        _ = try await first.waitForExit()
+        let second = try ServerProcess(configDirectory: first.configDirectory)
+        #expect(try await second.call("getProfile", ["profileId": id])["name"] == "Kept")
+    }
+
+    @Test func malformedInputIsAnsweredAndTheNextRequestWorks() async throws {
+        let server = try ServerProcess(arguments: ["--secret-store", "memory", "--max-message-bytes", "4096"])
+        let inputs: [(String, Int)] = [
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\"\n", -32700),
+            ("\u{FF}\u{FE}\n", -32700),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"createProfile\",\"params\":{\"name\":7}}\n", -32602),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"createProfile\",\"params\":{\"name\":\"x\",\"extra\":1}}\n", -32602),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"getWizardState\",\"params\":{}}\n", -32602),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"unknownMethod\"}\n", -32601),
+            (String(repeating: "[", count: 3000) + "\n", -32700),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"pad\":\"" + String(repeating: "a", count: 10_000) + "\"}}\n", -32600),
+            ("Content-Length: 5000\r\n\r\n" + String(repeating: " ", count: 5000), -32600),
+            ("Content-Length: 3\r\n\r\n{}}", -32700),
+            ("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\u{0}\n", -32700),
+        ]
+        for (input, code) in inputs {
+            server.sendRaw(input)
+            let reply = try await server.next().0
+            #expect(reply["error"]?["code"] == .int(code), "for \(input.prefix(40)): \(JSONWriter.string(reply))")
+            #expect(reply["error"]?["data"]?["kind"]?.stringValue != nil)
+        }
+        #expect(try await server.call("ping") == [:])
+    }
+
+    @Test func invalidParamsNameTheField() async throws {
+        let server = try ServerProcess()
+        let error = try await server.callExpectingError("selectCalendarSystem", ["profileId": "3f2b0c1e-1111-4222-8333-444455556666", "system": "lotus"])
+        #expect(error["data"]?["field"] == "system")
+        #expect(error["message"]?.stringValue?.contains("microsoft365") == true)
+    }
+
+    @Test func everyStdoutByteIsProtocolEvenAtTraceLogLevel() async throws {
+        let server = try ServerProcess(arguments: ["--secret-store", "memory", "--log-level", "trace"])
+        _ = try await server.call("initialize")
+        _ = try await server.call("createProfile", ["name": "x"])
+        server.closeInput()
+        #expect(try await server.waitForExit() == 0)
+        #expect(!server.pendingMessages.contains { $0["unparseableOutput"] != nil })
+        #expect(server.stderrText.contains("Serving on stdin/stdout"))
+    }
+
+    @Test func discoverReturnsTheProtocolDocument() async throws {
+        let server = try ServerProcess()
+        let document = try await server.call("rpc.discover")
+        let file = try JSONParser.parse(Array(FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("Protocol/openrpc.json").path)!))
+        #expect(document == file)
+    }
+
+    @Test func eofWithWorkInFlightAnswersEverythingAndExitsZero() async throws {
+        let server = try ServerProcess()
+        var text = ""
+        for i in 0..<500 { text += #"{"jsonrpc":"2.0","id":\#(i),"method":"\#(i % 3 == 0 ? "listProfiles" : "ping")"}"# + "\n" }
+        server.sendRaw(text)
+        server.closeInput()
+        #expect(try await server.waitForExit() == 0)
+        let ids = Set(server.pendingMessages.compactMap { $0["id"]?.intValue })
+        #expect(ids.count == 500)
+    }
+
+    @Test func shutdownThenExit() async throws {
+        let server = try ServerProcess()
+        #expect(try await server.call("shutdown") == .null)
+        #expect(try await server.callExpectingError("ping")["data"]?["kind"] == "serverShuttingDown")
+        server.notify("exit")
+        #expect(try await server.waitForExit() == 0)
+    }
+
+    @Test func cancelRequestOvertakesARequestWaitingForTheProfileLock() async throws {
+        let server = try ServerProcess()
+        let id = try #require(try await server.call("createProfile", ["name": "Busy"])["id"])
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = [server.configDirectory + "/.lock", "sleep", "5"]
+        try holder.run()
+        defer { holder.terminate() }
+        usleep(200_000)
+        server.request("selectCalendarSystem", ["profileId": id, "system": "google"], id: "waiting")
+        // A cheap request is not held up by the one waiting for the lock.
+        #expect(try await server.call("ping", timeout: 2) == [:])
+        server.notify("$/cancelRequest", ["id": "waiting"])
+        let reply = try await server.response(to: "waiting", timeout: 2)
+        #expect(reply["error"]?["code"] == -32800)
+        holder.terminate()
+        holder.waitUntilExit()
+        #expect(try await server.call("getProfile", ["profileId": id])["calendar"]?["system"] == .null)
+    }
+
+    @Test func twoProcessesEditingOneDirectoryLoseNothing() async throws {
+        let a = try ServerProcess()
+        let b = try ServerProcess(configDirectory: a.configDirectory)
+        for i in 0..<40 {
+            a.request("setProviderSettings", ["system": "superOffice", "clientId": .string("so-\(i)")], id: .int(i))
+            b.request("setProviderSettings", ["system": "google", "clientId": .string("g-\(i)")], id: .int(i))
+            a.request("createProfile", ["name": .string("a\(i)")], id: .int(1000 + i))
+            b.request("createProfile", ["name": .string("b\(i)")], id: .int(1000 + i))
+        }
+        for i in 0..<40 {
+            #expect(try await a.response(to: .int(i))["result"] != nil)
+            #expect(try await b.response(to: .int(i))["result"] != nil)
+            _ = try await a.response(to: .int(1000 + i)); _ = try await b.response(to: .int(1000 + i))
+        }
+        let providers = try #require(try await a.call("getProviderSettings")["providers"]?.arrayValue)
+        #expect(Set(providers.compactMap { $0["clientId"]?.stringValue }) == ["so-39", "g-39"])
+        #expect(try await b.call("listProfiles")["profiles"]?.arrayValue?.count == 80)
+    }
+
+    @Test func killNineDuringWritesLeavesEveryProfileFileValid() async throws {
+        let directory = TestPaths.makeTemporaryDirectory("kill9")
+        var acknowledged: Set<String> = []
+        for round in 0..<15 {
+            let server = try ServerProcess(configDirectory: directory)
+            var text = ""
+            for i in 0..<200 { text += #"{"jsonrpc":"2.0","id":\#(i),"method":"createProfile","params":{"name":"r\#(round)-\#(i)"}}"# + "\n" }
+            server.sendRaw(text)
+            usleep(UInt32.random(in: 2_000...40_000))
+            kill(server.process.processIdentifier, SIGKILL)
+            _ = try? await server.waitForExit()
+            for reply in server.pendingMessages { if let id = reply["result"]?["id"]?.stringValue { acknowledged.insert(id) } }
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/profiles").filter { !$0.hasPrefix(".") }
+        for file in files {
+            let bytes = Array(FileManager.default.contents(atPath: directory + "/profiles/" + file)!)
+            let json = try JSONParser.parse(bytes)
+            #expect(Profile(json: json) != nil, "\(file) is not a valid profile")
+        }
+        let stored = Set(files.map { String($0.dropLast(5)) })
+        #expect(acknowledged.isSubset(of: stored), "acknowledged profiles were lost")
+    }
+}

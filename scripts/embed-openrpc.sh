@@ -9,6 +9,7 @@ out=Sources/Wizard/OpenRPCDocument+Text.swift
   echo "extension OpenRPCDocument {"
   echo '    static let text = #"""'
   cat Protocol/openrpc.json
+  echo   # keeps the file's final newline inside the literal
   echo '"""#'
   echo "}"
 } > "$out.tmp"

@@ -17,7 +17,11 @@ public final class JSONRPCServer: Sendable {
         public var maximumMessageBytes = 4 * 1024 * 1024
         /// Requests running at once before the reader stops reading (backpressure).
         public var maximumInFlight = 256
-        /// On EOF, how long cancelled work may take to answer before it is answered for.
+        /// On EOF, how long running requests may finish on their own before they are cancelled:
+        /// `printf '...' | syncwizard` must not lose a profile write that takes milliseconds,
+        /// while a sign-in or a network probe is cut short.
+        public var eofGraceSeconds = 1.0
+        /// After cancelling, how long work may take to answer before it is answered for.
         public var drainSeconds = 5.0
         public init() {}
     }
@@ -80,6 +84,12 @@ public final class JSONRPCServer: Sendable {
     }
 
     private func finishInFlightWork() {
+        output.flush()
+        if inFlight.waitUntilEmpty(seconds: configuration.eofGraceSeconds) {
+            for hook in closeHooks.withLock({ $0 }) { hook() }
+            output.flush()
+            return
+        }
         for hook in closeHooks.withLock({ $0 }) { hook() }
         inFlight.cancelAll()
         if !inFlight.waitUntilEmpty(seconds: configuration.drainSeconds) {
@@ -94,6 +104,8 @@ public final class JSONRPCServer: Sendable {
 
     private func handle(_ events: [FrameEvent]) {
         for event in events {
+            // Nothing after `exit` is read, even when it came in the same chunk.
+            if lifecycle.withLock({ $0.exitRequested }) { return }
             switch event {
             case .message(let bytes, let framing):
                 output.noteIncoming(framing)

@@ -1195,8 +1195,30 @@ extension OpenRPCDocument {
       },
       "OpenRPCDocument": {
         "title": "OpenRPCDocument",
-        "description": "This document (OpenRPC 1.3.2).",
-        "$ref": "https://raw.githubusercontent.com/open-rpc/meta-schema/master/schema.json"
+        "description": "This document: an OpenRPC 1.3.2 document, valid against the meta-schema at https://raw.githubusercontent.com/open-rpc/meta-schema/master/schema.json (not referenced here, so that the document resolves offline).",
+        "type": "object",
+        "required": [
+          "openrpc",
+          "info",
+          "methods"
+        ],
+        "properties": {
+          "openrpc": {
+            "type": "string",
+            "enum": [
+              "1.3.2"
+            ]
+          },
+          "info": {
+            "type": "object"
+          },
+          "methods": {
+            "type": "array"
+          },
+          "components": {
+            "type": "object"
+          }
+        }
       }
     },
     "errors": {
@@ -1880,5 +1902,6 @@ extension OpenRPCDocument {
     "memoryStore": "--secret-store memory (or SYNCWIZARD_SECRET_STORE=memory) keeps secrets in the process only, for scripts and tests; never used as a silent fallback."
   }
 }
+
 """#
 }

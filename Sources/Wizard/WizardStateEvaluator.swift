@@ -26,7 +26,7 @@ public enum WizardStateEvaluator {
         guard let system = profile.calendarSystem else {
             blockers.append(Blocker(system: .calendar, kind: BlockerKind.systemNotSelected,
                                     message: "Choose the calendar system: Microsoft 365, Microsoft Exchange or Google Workspace."))
-            return WizardState(superOffice: superOffice, calendar: SystemState(status: .notSelected), blockers: blockers)
+            return WizardState(superOffice: superOffice, calendar: SystemState(reportsSystem: true, status: .notSelected), blockers: blockers)
         }
         let connection = profile.connection(for: system)
         let hasCredentials: Bool

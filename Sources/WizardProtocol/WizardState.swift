@@ -14,12 +14,15 @@ public struct SystemState: Sendable, Equatable, JSONRepresentable {
     }
 
     public var system: String?
+    /// The calendar side always reports `system`, null before one is chosen.
+    public var reportsSystem: Bool
     public var status: Status
     public var lastTest: TestOutcome?
     public var account: JSONObject?
 
-    public init(system: String? = nil, status: Status, lastTest: TestOutcome? = nil, account: JSONObject? = nil) {
+    public init(system: String? = nil, reportsSystem: Bool = false, status: Status, lastTest: TestOutcome? = nil, account: JSONObject? = nil) {
         self.system = system
+        self.reportsSystem = reportsSystem || system != nil
         self.status = status
         self.lastTest = lastTest
         self.account = account
@@ -29,7 +32,7 @@ public struct SystemState: Sendable, Equatable, JSONRepresentable {
 
     public var json: JSONValue {
         var o = JSONObject()
-        if let system { o.append("system", .string(system)) }
+        if reportsSystem { o.append("system", system.map(JSONValue.string) ?? .null) }
         o.append("status", .string(status.rawValue))
         o.append("connected", .bool(connected))
         o.append("tested", .bool(lastTest != nil))

@@ -26,6 +26,7 @@ import WizardProtocol
         let state = try #require(try await server.response(to: 3)["result"])
         #expect(state["step"] == "configureSystems")
         #expect(state["canContinue"] == false)
+        #expect(state["calendar"]?["system"] == "exchange")
         let blockers = try #require(state["blockers"]?.arrayValue)
         #expect(blockers.map { $0["kind"]?.stringValue ?? "" } == ["providerNotConfigured", "credentialsRequired"])
 
@@ -109,8 +110,41 @@ import WizardProtocol
         server.sendRaw(text)
         server.closeInput()
         #expect(try await server.waitForExit() == 0)
-        let ids = Set(server.pendingMessages.compactMap { $0["id"]?.intValue })
-        #expect(ids.count == 500)
+        let replies = server.pendingMessages
+        #expect(Set(replies.compactMap { $0["id"]?.intValue }).count == 500)
+        // Quick work that was already read finishes instead of being cancelled.
+        #expect(replies.allSatisfy { $0["result"] != nil })
+    }
+
+    @Test func aScriptPipingOneWriteAndClosingStdinGetsItsResult() async throws {
+        let server = try ServerProcess()
+        server.sendRaw(#"{"jsonrpc":"2.0","id":1,"method":"createProfile","params":{"name":"Piped"}}"#)
+        server.closeInput()
+        #expect(try await server.waitForExit() == 0)
+        #expect(server.pendingMessages.first?["result"]?["name"] == "Piped")
+    }
+
+    @Test func versionAndHelpGoToStdout() async throws {
+        for flag in ["--version", "--help"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestPaths.binary)
+            process.arguments = [flag]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(!text.isEmpty, "\(flag)")
+        }
+    }
+
+    @Test func nothingAfterExitIsAnswered() async throws {
+        let server = try ServerProcess()
+        server.sendRaw(#"{"jsonrpc":"2.0","method":"exit"}"# + "\n" + #"{"jsonrpc":"2.0","id":1,"method":"ping"}"# + "\n")
+        #expect(try await server.waitForExit() == 0)
+        #expect(server.pendingMessages.isEmpty)
     }
 
     @Test func shutdownThenExit() async throws {

@@ -19,6 +19,8 @@ import WizardProtocol
         #expect(kinds(state) == ["superOffice:providerNotConfigured", "calendar:systemNotSelected"])
         #expect(!state.canContinue)
         #expect(state.calendar.status == .notSelected)
+        #expect(state.json["calendar"]?.objectValue?.keys.contains("system") == true)
+        #expect(state.json["calendar"]?["system"] == .null)
     }
 
     @Test func withClientIdsTheBlockersAskForSignIn() {

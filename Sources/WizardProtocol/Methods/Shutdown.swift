@@ -5,7 +5,7 @@ public enum Shutdown: RPCMethod {
     public typealias Result = JSONValue
 }
 
-/// Ends the process (status 0 after `shutdown`, 1 without it, as in LSP).
+/// Ends the process with status 0 once running requests are answered.
 public enum Exit: RPCNotification {
     public static let name = "exit"
     public typealias Params = NoParams

@@ -22,6 +22,12 @@ let package = Package(
         .systemLibrary(name: "CSecret", pkgConfig: "libsecret-1",
                        providers: [.apt(["libsecret-1-dev"])]),
         .target(name: "Keyring", dependencies: ["CSecret", "WizardProtocol", "Threading"]),
+        // libcurl: headers and link flags from pkg-config, plus a C shim for the variadic
+        // setopt/getinfo and the CURLAUTH_* macros. Swift files using curl import both modules
+        // (with only CCurl the CURLE_* constants were intermittently invisible).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "HTTP", dependencies: ["CCurl", "CCurlShim"]),
         .target(name: "Wizard", dependencies: [
             "WizardProtocol", "JSONRPC", "Keyring", "Threading",
             .product(name: "Logging", package: "swift-log"),
@@ -36,6 +42,7 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: [
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["WizardProtocol", "TestSupport"]),

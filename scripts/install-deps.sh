@@ -9,8 +9,8 @@ exec 1>&2
 packages="libsecret-1-dev libcurl4-openssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages python3 util-linux procps"
-    python_packages="jsonschema referencing jsonschema_specifications"
+    packages="$packages python3 util-linux procps libssl-dev"
+    python_packages="jsonschema referencing jsonschema_specifications trustme"
 fi
 
 missing=""

@@ -1,0 +1,44 @@
+import CCurl
+import CCurlShim
+
+/// Scheme, host and port of a request URL, parsed by libcurl's own URL parser so that what
+/// we check is exactly what libcurl will connect to.
+struct RequestTarget {
+    var scheme: String
+    var host: String
+    var port: Int
+
+    init(url: String) throws(HTTPError) {
+        guard !url.containsControlCharacter, let handle = curl_url() else {
+            throw .invalidRequest(reason: "the URL is not valid")
+        }
+        defer { curl_url_cleanup(handle) }
+        guard curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK else {
+            throw .invalidRequest(reason: "the URL is not an absolute http(s) URL")
+        }
+        func part(_ which: CURLUPart, _ flags: UInt32 = 0) -> String? {
+            var value: UnsafeMutablePointer<CChar>?
+            guard curl_url_get(handle, which, &value, flags) == CURLUE_OK, let value else { return nil }
+            defer { curl_free(value) }
+            return String(cString: value)
+        }
+        guard let scheme = part(CURLUPART_SCHEME)?.lowercased(), scheme == "https" || scheme == "http" else {
+            throw .invalidRequest(reason: "only http and https URLs are supported")
+        }
+        guard let host = part(CURLUPART_HOST), !host.isEmpty else {
+            throw .invalidRequest(reason: "the URL has no host")
+        }
+        // Credentials belong in `authentication`, where the https rule applies.
+        guard part(CURLUPART_USER) == nil, part(CURLUPART_PASSWORD) == nil else {
+            throw .invalidRequest(reason: "the URL carries user info; use authentication instead")
+        }
+        self.scheme = scheme
+        self.host = host
+        self.port = part(CURLUPART_PORT, UInt32(CURLU_DEFAULT_PORT)).flatMap { Int($0) } ?? (scheme == "https" ? 443 : 80)
+    }
+
+    /// Origin only: the certificate lookup connects here without path or query.
+    var origin: String {
+        "\(scheme)://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port)/"
+    }
+}

@@ -1,0 +1,53 @@
+import CCurlShim
+import Foundation
+
+/// The leaf certificate a server presented, as read from libcurl's certinfo.
+struct ServerCertificate {
+    var sha256: String
+    var publicKeySHA256Base64: String
+    var subject: String
+    var issuer: String
+    var notAfter: String
+    var pem: String
+
+    /// `fields` are certinfo's "Subject", "Issuer", "Cert" (PEM) entries for the leaf.
+    init?(certinfo fields: [String: String]) {
+        guard let pem = fields["Cert"], pem.contains("-----BEGIN CERTIFICATE-----") else { return nil }
+        var facts = ccurl_certificate_facts()
+        let status = pem.withCString { ccurl_certificate_inspect($0, strlen($0), &facts) }
+        guard status == 0 else { return nil }
+        sha256 = withUnsafeBytes(of: facts.certificate_sha256) { Self.hex($0) }
+        publicKeySHA256Base64 = withUnsafeBytes(of: facts.public_key_sha256) { Data($0).base64EncodedString() }
+        subject = fields["Subject"] ?? ""
+        issuer = fields["Issuer"] ?? ""
+        notAfter = Self.iso8601(facts.not_after)
+        self.pem = pem.hasSuffix("\n") ? pem : pem + "\n"
+    }
+
+    /// Accepts "AB:CD…" or "abcd…" so a pin copied from another tool still matches.
+    func matches(pin: String) -> Bool {
+        pin.lowercased().filter { $0 != ":" && $0 != " " } == sha256
+    }
+
+    private static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        let digits = Array("0123456789abcdef")
+        var text = ""
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return text
+    }
+
+    private static func iso8601(_ seconds: Int64) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
+            + "T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
+    }
+}

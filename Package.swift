@@ -28,8 +28,13 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("crypto")]),
         .target(name: "HTTP", dependencies: ["CCurl", "CCurlShim"]),
+        .target(name: "XMLTree"),
+        .target(name: "DNS", dependencies: ["Threading"]),
+        .target(name: "ConnectorCore", dependencies: ["HTTP", "WizardProtocol"], path: "Sources/Connectors/Core"),
+        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
+                path: "Sources/Connectors/Exchange"),
         .target(name: "Wizard", dependencies: [
-            "WizardProtocol", "JSONRPC", "Keyring", "Threading",
+            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "HTTP", "DNS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "syncwizard", dependencies: [
@@ -42,6 +47,7 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: [
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),

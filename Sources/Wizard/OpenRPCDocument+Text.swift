@@ -606,6 +606,321 @@ extension OpenRPCDocument {
           "$ref": "#/components/errors/internalError"
         }
       ]
+    },
+    {
+      "name": "submitExchangeCredentials",
+      "summary": "Save the Exchange account and find its EWS and OAB URLs with Autodiscover.",
+      "description": "The password goes to the keyring only (system exchange, kind password). The profile must have exchange selected. Autodiscover POX runs in Microsoft's order: https://DOMAIN/autodiscover/autodiscover.xml and https://autodiscover.DOMAIN/... at once (the best answer by priority wins; a hanging candidate never delays one that answered), then the unauthenticated http GET redirect (followed only to https), then DNS SRV _autodiscover._tcp.DOMAIN (port 443, RFC 2782 order). Credentials only go to verified https; never autodiscover.PARENT or a TLD; a redirect outside the e-mail's domain stops with redirectNeedsConfirmation unless allowRedirectHosts names the host; at most 10 redirects, loops stop. Every attempt is in the result (or the error's data.attempts) and is streamed as progress. An override (overrideEndpoints) stays in force; with one in force a failed Autodiscover is reported in autodiscover.ok instead of as an error. The whole run is bounded by --autodiscover-budget (default 15 s).",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "userName",
+          "required": true,
+          "description": "What the user types into Outlook Webmail; for hosted Exchange often the e-mail address. Without the domain (no DOMAIN\\\\ prefix).",
+          "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256
+          }
+        },
+        {
+          "name": "domain",
+          "description": "The Windows domain (CONTOSO); blank or absent when the user name is an e-mail address.",
+          "schema": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 256
+          }
+        },
+        {
+          "name": "email",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "maxLength": 320,
+            "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+          }
+        },
+        {
+          "name": "password",
+          "required": true,
+          "description": "Stored in the keyring only; never in a file, log or reply.",
+          "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024
+          }
+        },
+        {
+          "name": "autodiscover",
+          "description": "Run Autodiscover (default true).",
+          "schema": {
+            "type": "boolean",
+            "default": true
+          }
+        },
+        {
+          "name": "allowRedirectHosts",
+          "description": "Hosts outside the e-mail's domain that Autodiscover may follow a redirect to (after redirectNeedsConfirmation).",
+          "schema": {
+            "type": "array",
+            "maxItems": 20,
+            "items": {
+              "type": "string"
+            }
+          }
+        },
+        {
+          "name": "impersonateMailbox",
+          "description": "A mailbox the account acts for with EWS impersonation; testConnection then checks impersonation of it.",
+          "schema": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 320
+          }
+        }
+      ],
+      "result": {
+        "name": "endpoints",
+        "schema": {
+          "$ref": "#/components/schemas/EndpointsResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/systemNotSelected"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/keyringUnavailable"
+        },
+        {
+          "$ref": "#/components/errors/keyringLocked"
+        },
+        {
+          "$ref": "#/components/errors/autodiscoverFailed"
+        },
+        {
+          "$ref": "#/components/errors/redirectNeedsConfirmation"
+        },
+        {
+          "$ref": "#/components/errors/invalidCredentials"
+        },
+        {
+          "$ref": "#/components/errors/certificateUntrusted"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "overrideEndpoints",
+      "summary": "Enter the EWS (and Offline Address Book) URL by hand.",
+      "description": "For exchange and microsoft365. Absolute https URLs only (endpointInvalid with data.field otherwise). endpointSource becomes override; a later Autodiscover does not replace it. The next testConnection checks them.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "ewsUrl",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^[hH][tT][tT][pP][sS]://",
+            "maxLength": 2048
+          }
+        },
+        {
+          "name": "oabUrl",
+          "schema": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 2048
+          }
+        }
+      ],
+      "result": {
+        "name": "endpoints",
+        "schema": {
+          "$ref": "#/components/schemas/EndpointsResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/systemNotSelected"
+        },
+        {
+          "$ref": "#/components/errors/endpointInvalid"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "testConnection",
+      "summary": "Test SuperOffice, the calendar system, or both at once.",
+      "description": "Each side reports its checks with durations. Exchange: an EWS GetFolder of the calendar with the stored credentials (RequestServerVersion; with impersonateMailbox, ExchangeImpersonation and X-AnchorMailbox), then GET OABURL/oab.xml when an OAB URL is set. A side that fails carries error (its kind: invalidCredentials, mailboxNotFound, impersonationDenied, accessDenied, serverError, timeout, hostUnreachable, certificateUntrusted, endpointInvalid, notSignedIn, systemNotSelected, keyringLocked, ...); the call itself succeeds. Outcomes are kept in the profile for getWizardState and nextStep (a test of credentials changed meanwhile does not count). Progress notifications (stage testConnection) while it runs.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "system",
+          "description": "Default all.",
+          "schema": {
+            "type": "string",
+            "enum": [
+              "superOffice",
+              "calendar",
+              "all"
+            ],
+            "default": "all"
+          }
+        }
+      ],
+      "result": {
+        "name": "testResults",
+        "schema": {
+          "$ref": "#/components/schemas/TestConnectionResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "trustCertificate",
+      "summary": "Pin a certificate the user checked, for one host in one profile.",
+      "description": "Takes the host and sha256 from a certificateUntrusted error. Later requests of this profile to that host accept exactly that certificate (its public key is pinned); verification stays on for everything else.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "host",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "maxLength": 253
+          }
+        },
+        {
+          "name": "sha256",
+          "required": true,
+          "description": "64 hex digits (colons allowed).",
+          "schema": {
+            "type": "string",
+            "maxLength": 128
+          }
+        }
+      ],
+      "result": {
+        "name": "trusted",
+        "schema": {
+          "$ref": "#/components/schemas/TrustResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
     }
   ],
   "components": {
@@ -848,6 +1163,13 @@ extension OpenRPCDocument {
           },
           "calendar": {
             "$ref": "#/components/schemas/ProfileCalendar"
+          },
+          "trustedCertificates": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/TrustedCertificate"
+            },
+            "description": "Certificates pinned with trustCertificate."
           }
         }
       },
@@ -1219,6 +1541,224 @@ extension OpenRPCDocument {
             "type": "object"
           }
         }
+      },
+      "TrustedCertificate": {
+        "type": "object",
+        "required": [
+          "host",
+          "sha256"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "host": {
+            "type": "string"
+          },
+          "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          }
+        }
+      },
+      "AutodiscoverAttempt": {
+        "type": "object",
+        "required": [
+          "url",
+          "method",
+          "outcome",
+          "detail",
+          "durationMs"
+        ],
+        "additionalProperties": false,
+        "description": "One try during Autodiscover; also streamed as progress notifications (stage autodiscover).",
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "The URL tried, or the DNS name for SRV."
+          },
+          "method": {
+            "type": "string",
+            "enum": [
+              "POST",
+              "GET",
+              "SRV"
+            ],
+            "description": "POST: authenticated POX over verified https; GET: the unauthenticated plain-http redirect probe; SRV: the DNS lookup."
+          },
+          "outcome": {
+            "type": "string",
+            "enum": [
+              "settings",
+              "redirectAddr",
+              "redirectUrl",
+              "httpRedirect",
+              "unauthorized",
+              "httpStatus",
+              "timeout",
+              "unreachable",
+              "certificateUntrusted",
+              "invalidResponse",
+              "tooLarge",
+              "rejected",
+              "autodiscoverError",
+              "noRecords",
+              "records",
+              "abandoned"
+            ]
+          },
+          "detail": {
+            "type": "string",
+            "description": "One sentence for a person."
+          },
+          "durationMs": {
+            "type": "integer",
+            "minimum": 0
+          }
+        }
+      },
+      "EndpointsResult": {
+        "type": "object",
+        "required": [
+          "ewsUrl",
+          "oabUrl",
+          "endpointSource"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "ewsUrl": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "oabUrl": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "endpointSource": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "autodiscover",
+              "override",
+              null
+            ],
+            "description": "Which URLs are in force: found by Autodiscover, or entered with overrideEndpoints (an override is never replaced by a later Autodiscover)."
+          },
+          "autodiscover": {
+            "type": "object",
+            "required": [
+              "ok",
+              "attempts"
+            ],
+            "additionalProperties": false,
+            "properties": {
+              "ok": {
+                "type": "boolean"
+              },
+              "attempts": {
+                "type": "array",
+                "items": {
+                  "$ref": "#/components/schemas/AutodiscoverAttempt"
+                }
+              }
+            }
+          }
+        }
+      },
+      "ConnectionCheck": {
+        "type": "object",
+        "required": [
+          "name",
+          "ok",
+          "durationMs",
+          "message"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string",
+            "description": "ewsCalendar, offlineAddressBook, ..."
+          },
+          "ok": {
+            "type": "boolean"
+          },
+          "durationMs": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "SystemTestResult": {
+        "type": "object",
+        "required": [
+          "system",
+          "calendarSystem",
+          "ok",
+          "checks"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "system": {
+            "type": "string",
+            "enum": [
+              "superOffice",
+              "calendar"
+            ]
+          },
+          "calendarSystem": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "For the calendar side: exchange, microsoft365 or google."
+          },
+          "ok": {
+            "type": "boolean"
+          },
+          "checks": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/ConnectionCheck"
+            }
+          },
+          "error": {
+            "$ref": "#/components/schemas/RPCError"
+          }
+        }
+      },
+      "TestConnectionResult": {
+        "type": "object",
+        "required": [
+          "results"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "results": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/SystemTestResult"
+            }
+          }
+        }
+      },
+      "TrustResult": {
+        "type": "object",
+        "required": [
+          "trusted"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "trusted": {
+            "const": true
+          }
+        }
       }
     },
     "errors": {
@@ -1483,7 +2023,7 @@ extension OpenRPCDocument {
         "data": {
           "kind": "certificateUntrusted",
           "host": "mail.contoso.com",
-          "sha256": "3a:7f:0c:51:9e:22:b4:6d:18:e0:4f:a9:c3:75:2b:8e:91:06:dd:4c:e7:5a:30:b2:6f:19:84:c1:0e:a3:57:f8",
+          "sha256": "3a7f0c519e22b46d18e04fa9c3752b8e9106dd4ce75a30b26f1984c10ea357f8",
           "subject": "CN=mail.contoso.com",
           "issuer": "CN=Contoso Internal CA",
           "notAfter": "2027-03-31T23:59:59Z",
@@ -1553,6 +2093,14 @@ extension OpenRPCDocument {
         "data": {
           "kind": "tenantNotRunning",
           "state": "Offline"
+        }
+      },
+      "notSignedIn": {
+        "code": -32033,
+        "message": "The system has no sign-in or credentials yet (testing it needs them first).",
+        "data": {
+          "kind": "notSignedIn",
+          "hint": "Sign in first."
         }
       }
     }
@@ -1800,6 +2348,10 @@ extension OpenRPCDocument {
     {
       "kind": "reauthenticationRequired",
       "code": -32032
+    },
+    {
+      "kind": "notSignedIn",
+      "code": -32033
     },
     {
       "kind": "invalidCredentials",

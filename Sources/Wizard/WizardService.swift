@@ -22,10 +22,13 @@ public final class WizardService: Sendable {
     let info: ServerInfo
     let logger: Logger
     let redactor: Redactor
+    let network: Network
 
-    public init(store: ProfileStore, secrets: any SecretStore, info: ServerInfo, logger: Logger, redactor: Redactor = .shared) {
+    public init(store: ProfileStore, secrets: any SecretStore, info: ServerInfo, logger: Logger,
+                network: Network = Network(options: .init()), redactor: Redactor = .shared) {
         self.store = store
         self.secrets = secrets
+        self.network = network
         self.info = info
         self.logger = logger
         self.redactor = redactor
@@ -58,6 +61,10 @@ public final class WizardService: Sendable {
             return NextStep.Result(step: WizardState.followingStep)
         }
         table.register(SetProviderSettings.self) { params, _ in try await self.setProviderSettings(params) }
+        table.register(SubmitExchangeCredentials.self) { params, context in try await self.submitExchangeCredentials(params, context: context) }
+        table.register(OverrideEndpoints.self) { params, _ in try await self.overrideEndpoints(params) }
+        table.register(TrustCertificate.self) { params, _ in try await self.trustCertificate(params) }
+        table.register(TestConnection.self) { params, context in try await self.testConnection(params, context: context) }
         table.register(GetProviderSettings.self) { params, _ in
             let all = try await self.store.providerSettings()
             return GetProviderSettings.Result(providers: all.filter { params.system == nil || $0.system == params.system })

@@ -47,6 +47,8 @@ public struct ErrorKind: Sendable, Hashable, CustomStringConvertible {
     public static let insufficientPrivileges = ErrorKind("insufficientPrivileges", code: -32030)
     public static let invalidToken = ErrorKind("invalidToken", code: -32031)
     public static let reauthenticationRequired = ErrorKind("reauthenticationRequired", code: -32032)
+    /// Testing or using a system that has no sign-in (or no credentials) yet.
+    public static let notSignedIn = ErrorKind("notSignedIn", code: -32033)
 
     // Exchange, HTTP and endpoints.
     public static let invalidCredentials = ErrorKind("invalidCredentials", code: -32040)
@@ -70,7 +72,7 @@ public struct ErrorKind: Sendable, Hashable, CustomStringConvertible {
         .keyringUnavailable, .keyringLocked,
         .providerNotConfigured, .signInNotFound, .signInCancelled, .signInTimedOut, .stateMismatch,
         .consentDenied, .adminApprovalRequired, .appNotTrusted, .organizationConsentMissing,
-        .scopesNotGranted, .insufficientPrivileges, .invalidToken, .reauthenticationRequired,
+        .scopesNotGranted, .insufficientPrivileges, .invalidToken, .reauthenticationRequired, .notSignedIn,
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
         .impersonationDenied, .accessDenied, .tenantNotRunning,

@@ -78,6 +78,8 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
     public var calendarSystem: CalendarSystem?
     /// Every calendar system this profile has been connected to: switching keeps the others.
     public var calendars: [CalendarSystem: SystemConnection]
+    /// Certificates the user chose to trust (trustCertificate), by host.
+    public var trustedCertificates: [TrustedCertificate]
 
     public init(id: String, name: String, createdAt: String) {
         self.id = id
@@ -87,6 +89,7 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
         self.superOffice = SystemConnection()
         self.calendarSystem = nil
         self.calendars = [:]
+        self.trustedCertificates = []
     }
 
     public var json: JSONValue {
@@ -102,6 +105,7 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
             "updatedAt": .string(updatedAt),
             "superOffice": superOffice.json,
             "calendar": .object(calendar),
+            "trustedCertificates": trustedCertificates.json,
         ]
     }
 
@@ -123,9 +127,32 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
         for system in CalendarSystem.allCases {
             if let stored = calendar?[system.rawValue] { calendars[system] = SystemConnection(json: stored) }
         }
+        trustedCertificates = (json["trustedCertificates"]?.arrayValue ?? []).compactMap(TrustedCertificate.init(json:))
+    }
+
+    /// Pinned fingerprints for one host.
+    public func pins(for host: String) -> [String] {
+        trustedCertificates.filter { $0.host == host.lowercased() }.map(\.sha256)
     }
 
     public func connection(for system: CalendarSystem) -> SystemConnection {
         calendars[system] ?? SystemConnection()
+    }
+}
+
+public struct TrustedCertificate: Sendable, Equatable, JSONRepresentable {
+    public var host: String
+    public var sha256: String
+
+    public init(host: String, sha256: String) {
+        self.host = host
+        self.sha256 = sha256
+    }
+
+    public var json: JSONValue { ["host": .string(host), "sha256": .string(sha256)] }
+
+    public init?(json: JSONValue) {
+        guard let host = json["host"]?.stringValue, let sha256 = json["sha256"]?.stringValue else { return nil }
+        self.init(host: host, sha256: sha256)
     }
 }

@@ -45,9 +45,32 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest accepted message in bytes; larger ones are answered with messageTooLarge.")
     var maxMessageBytes: Int = 4 * 1024 * 1024
 
+    @Option(help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA (env SYNCWIZARD_CA_FILE).")
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("Connect to another address for a host name, as libcurl's CONNECT_TO; repeatable (env SYNCWIZARD_CONNECT_TO, comma separated).",
+                               discussion: "HOST:PORT:CONNECT_HOST:CONNECT_PORT, e.g. mail.contoso.com:443:10.0.0.5:443. TLS is still verified against HOST.",
+                               valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT"))
+    var connectTo: [String] = []
+
+    @Option(help: "DNS server for Autodiscover's SRV lookup, IP[:PORT] (env SYNCWIZARD_DNS_SERVER; default: /etc/resolv.conf).")
+    var dnsServer: String?
+
+    @Option(help: "Seconds Autodiscover may take in all before it gives up.")
+    var autodiscoverBudget: Double = 15
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        guard autodiscoverBudget > 0, autodiscoverBudget <= 300 else {
+            throw ValidationError("--autodiscover-budget must be between 0 and 300 seconds.")
+        }
+        if let file = caFile ?? ProcessInfoLite.environment("SYNCWIZARD_CA_FILE"), access(file, R_OK) != 0 {
+            throw ValidationError("The CA file '\(file)' cannot be read.")
+        }
+        for entry in connectToEntries where entry.split(separator: ":", omittingEmptySubsequences: false).count != 4 {
+            throw ValidationError("'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
         }
         guard maxMessageBytes >= 1024 else {
             throw ValidationError("--max-message-bytes must be at least 1024.")
@@ -56,6 +79,12 @@ struct ServeCommand: ParsableCommand {
            SecretStoreChoice(rawValue: env) == nil {
             throw ValidationError("SYNCWIZARD_SECRET_STORE must be 'keyring' or 'memory'.")
         }
+    }
+
+    var connectToEntries: [String] {
+        let fromEnvironment = ProcessInfoLite.environment("SYNCWIZARD_CONNECT_TO")?
+            .split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } ?? []
+        return connectTo + fromEnvironment
     }
 
     func run() throws {
@@ -82,7 +111,13 @@ struct ServeCommand: ParsableCommand {
         let service = WizardService(
             store: ProfileStore(directory: directory), secrets: secrets,
             info: .init(name: "syncwizard", version: Self.version, maximumMessageBytes: maxMessageBytes),
-            logger: logger)
+            logger: logger,
+            network: Network(options: .init(
+                caFile: caFile ?? ProcessInfoLite.environment("SYNCWIZARD_CA_FILE"),
+                connectTo: connectToEntries,
+                dnsServer: dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"),
+                autodiscoverBudgetSeconds: autodiscoverBudget,
+                userAgent: "syncwizard/\(Self.version)")))
         var table = MethodTable()
         service.register(into: &table)
 
@@ -109,5 +144,14 @@ enum ProcessInfoLite {
         guard let value = getenv(name) else { return nil }
         let s = String(cString: value)
         return s.isEmpty ? nil : s
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = self[...]
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }

@@ -178,20 +178,25 @@ import WizardProtocol
     @Test func twoProcessesEditingOneDirectoryLoseNothing() async throws {
         let a = try ServerProcess()
         let b = try ServerProcess(configDirectory: a.configDirectory)
+        let id = try #require(try await a.call("createProfile", ["name": "Shared"])["id"])
+        let fingerprint = JSONValue.string(String(repeating: "ab", count: 32))
+        // Both processes read-modify-write the same profile file and the same providers file.
         for i in 0..<40 {
-            a.request("setProviderSettings", ["system": "superOffice", "clientId": .string("so-\(i)")], id: .int(i))
-            b.request("setProviderSettings", ["system": "google", "clientId": .string("g-\(i)")], id: .int(i))
-            a.request("createProfile", ["name": .string("a\(i)")], id: .int(1000 + i))
-            b.request("createProfile", ["name": .string("b\(i)")], id: .int(1000 + i))
+            a.request("trustCertificate", ["profileId": id, "host": .string("a\(i).contoso.test"), "sha256": fingerprint], id: .int(i))
+            b.request("trustCertificate", ["profileId": id, "host": .string("b\(i).contoso.test"), "sha256": fingerprint], id: .int(i))
+            a.request("setProviderSettings", ["system": "superOffice", "clientId": .string("so-\(i)")], id: .int(1000 + i))
+            b.request("setProviderSettings", ["system": "google", "clientId": .string("g-\(i)")], id: .int(1000 + i))
         }
         for i in 0..<40 {
-            #expect(try await a.response(to: .int(i))["result"] != nil)
-            #expect(try await b.response(to: .int(i))["result"] != nil)
-            _ = try await a.response(to: .int(1000 + i)); _ = try await b.response(to: .int(1000 + i))
+            for server in [a, b] {
+                #expect(try await server.response(to: .int(i))["result"] == ["trusted": true])
+                #expect(try await server.response(to: .int(1000 + i))["result"] != nil)
+            }
         }
-        let providers = try #require(try await a.call("getProviderSettings")["providers"]?.arrayValue)
-        #expect(Set(providers.compactMap { $0["clientId"]?.stringValue }) == ["so-39", "g-39"])
-        #expect(try await b.call("listProfiles")["profiles"]?.arrayValue?.count == 80)
+        let pins = try #require(try await a.call("getProfile", ["profileId": id])["trustedCertificates"]?.arrayValue)
+        #expect(pins.count == 80, "lost updates: \(80 - pins.count)")
+        let providers = try #require(try await b.call("getProviderSettings")["providers"]?.arrayValue)
+        #expect(Set(providers.compactMap { $0["system"]?.stringValue }) == ["superOffice", "google"])
     }
 
     @Test func killNineDuringWritesLeavesEveryProfileFileValid() async throws {

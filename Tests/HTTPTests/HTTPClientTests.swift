@@ -83,8 +83,9 @@ import Testing
         }
         let elapsed = clock.now - started
         #expect(statuses == Array(repeating: 200, count: 50))
-        // Serially this takes 15 s; one multi handle overlaps them.
-        #expect(elapsed < .seconds(5), "took \(elapsed)")
+        // Serially this takes 15 s; one multi handle overlaps them (about 0.7 s). The bound is
+        // loose on purpose: it tells "concurrent" from "serial", not how fast.
+        #expect(elapsed < .seconds(10), "took \(elapsed)")
     }
 
     // MARK: Transport failures
@@ -94,7 +95,8 @@ import Testing
         let started = clock.now
         let error = await failure(of: HTTPRequest(url: "https://silent.contoso.test/", timeoutSeconds: 1))
         #expect(error == .timeout(host: "silent.contoso.test"))
-        #expect(clock.now - started < .seconds(3))
+        // The 1 s deadline, not the default 30 s one, ended it (loose: machines are noisy).
+        #expect(clock.now - started < .seconds(10))
     }
 
     @Test func connectionResetAfterTheRequestIsATransportError() async throws {
@@ -143,7 +145,7 @@ import Testing
         task.cancel()
         let error = await task.value
         #expect(error == .cancelled)
-        #expect(clock.now - cancelled < .seconds(2))  // about 10 ms when idle
+        #expect(clock.now - cancelled < .seconds(5))  // about 10 ms when idle; loose on purpose
     }
 
     @Test func alreadyCancelledTaskSendsNothing() async throws {

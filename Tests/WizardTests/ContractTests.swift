@@ -37,6 +37,10 @@ import WizardProtocol
         GetWizardState.name: GetWizardState.Params.parameterNames, NextStep.name: NextStep.Params.parameterNames,
         SetProviderSettings.name: SetProviderSettings.Params.parameterNames,
         GetProviderSettings.name: GetProviderSettings.Params.parameterNames,
+        SubmitExchangeCredentials.name: SubmitExchangeCredentials.Params.parameterNames,
+        OverrideEndpoints.name: OverrideEndpoints.Params.parameterNames,
+        TestConnection.name: TestConnection.Params.parameterNames,
+        TrustCertificate.name: TrustCertificate.Params.parameterNames,
     ]
 
     @Test func documentAndServerListTheSameMethods() throws {

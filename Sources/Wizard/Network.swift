@@ -1,0 +1,61 @@
+import DNS
+import HTTP
+import Threading
+import WizardProtocol
+
+/// The network pieces connectors use, built on first use so that start-up (and every request
+/// that never touches the network) does not pay for libcurl and OpenSSL initialisation.
+public final class Network: Sendable {
+    public struct Options: Sendable {
+        public var caFile: String?
+        public var connectTo: [String]
+        public var dnsServer: String?
+        public var autodiscoverBudgetSeconds: Double
+        public var userAgent: String
+
+        public init(caFile: String? = nil, connectTo: [String] = [], dnsServer: String? = nil,
+                    autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard") {
+            self.caFile = caFile
+            self.connectTo = connectTo
+            self.dnsServer = dnsServer
+            self.autodiscoverBudgetSeconds = autodiscoverBudgetSeconds
+            self.userAgent = userAgent
+        }
+    }
+
+    public let options: Options
+    private let client = MutexBox<HTTPClient?>(nil)
+    private let srv = MutexBox<SRVResolver?>(nil)
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    public func http() throws(RPCError) -> HTTPClient {
+        let options = self.options
+        let made: Result<HTTPClient, HTTPError> = client.withLock { existing in
+            if let existing { return .success(existing) }
+            do throws(HTTPError) {
+                let made = try HTTPClient(configuration: .init(caFile: options.caFile, connectTo: options.connectTo, userAgent: options.userAgent))
+                existing = made
+                return .success(made)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch made {
+        case .success(let c): return c
+        case .failure(let e): throw RPCError(.internalError, "The HTTP client cannot start: \(e).")
+        }
+    }
+
+    public var resolver: SRVResolver {
+        let server = options.dnsServer
+        return srv.withLock { existing in
+            if let existing { return existing }
+            let made = SRVResolver(server: server)
+            existing = made
+            return made
+        }
+    }
+}

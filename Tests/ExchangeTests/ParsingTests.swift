@@ -1,0 +1,173 @@
+@testable import DNS
+@testable import ExchangeConnector
+import HTTP
+import Testing
+import WizardProtocol
+import XMLTree
+
+@Suite struct XMLTreeTests {
+    @Test func resolvesNamespacesAndDecodesEntities() throws {
+        let root = try XMLTreeParser.parse(#"""
+            <?xml version="1.0"?><a:Root xmlns:a="urn:a" xmlns="urn:default"><Child k="1 &amp; 2">x &lt; y<![CDATA[ <raw> ]]>&#233;</Child><!-- note --><a:Empty/></a:Root>
+            """#)
+        #expect(root.name == "Root" && root.namespace == "urn:a")
+        let child = try #require(root.child("Child"))
+        #expect(child.namespace == "urn:default")
+        #expect(child.attributes["k"] == "1 & 2")
+        #expect(child.text == "x < y <raw> é")
+        #expect(root.child("Empty")?.namespace == "urn:a")
+    }
+
+    @Test(arguments: [
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>",
+        "<x>&unknown;</x>", "<x><y></x>", "<x a=1/>", "<p:x/>", "<x></x><y/>", "", "<x>",
+        "<x a=\"<\"/>", "<x>&#0;</x>",
+    ])
+    func rejectsWhatIsNotPlainXML(_ text: String) {
+        #expect(throws: XMLParseError.self) { try XMLTreeParser.parse(text) }
+    }
+
+    @Test func boundsDepth() {
+        let deep = String(repeating: "<a>", count: 500) + String(repeating: "</a>", count: 500)
+        #expect(throws: XMLParseError.self) { try XMLTreeParser.parse(deep) }
+    }
+}
+
+@Suite struct POXTests {
+    func answer(_ account: String) -> [UInt8] {
+        Array("""
+            <?xml version="1.0" encoding="utf-8"?>
+            <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
+              <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
+                <User><DisplayName>Alice</DisplayName></User>
+                <Account>\(account)</Account>
+              </Response>
+            </Autodiscover>
+            """.utf8)
+    }
+
+    @Test func prefersEXPROverEXCHAndEwsUrlOverASUrl() {
+        let body = answer("""
+            <AccountType>email</AccountType><Action>settings</Action>
+            <Protocol><Type>EXCH</Type><ASUrl>https://internal.contoso.test/EWS/Exchange.asmx</ASUrl></Protocol>
+            <Protocol><Type>EXPR</Type><ASUrl>https://as.contoso.test/EWS/Exchange.asmx</ASUrl><EwsUrl>https://mail.contoso.test/EWS/Exchange.asmx</EwsUrl><OABUrl>https://mail.contoso.test/OAB/1/</OABUrl></Protocol>
+            """)
+        #expect(POX.parse(body) == .success(.settings(ewsUrl: "https://mail.contoso.test/EWS/Exchange.asmx", oabUrl: "https://mail.contoso.test/OAB/1/")))
+    }
+
+    @Test func ignoresPlainHTTPURLs() {
+        let body = answer("""
+            <Action>settings</Action>
+            <Protocol><Type>EXPR</Type><EwsUrl>http://mail.contoso.test/EWS/Exchange.asmx</EwsUrl></Protocol>
+            <Protocol><Type>EXCH</Type><EwsUrl>https://int.contoso.test/EWS/Exchange.asmx</EwsUrl><OABUrl>http://int.contoso.test/OAB/</OABUrl></Protocol>
+            """)
+        #expect(POX.parse(body) == .success(.settings(ewsUrl: "https://int.contoso.test/EWS/Exchange.asmx", oabUrl: nil)))
+    }
+
+    @Test func readsRedirectsAndErrors() {
+        #expect(POX.parse(answer("<Action>redirectAddr</Action><RedirectAddr>bob@fabrikam.test</RedirectAddr>")) == .success(.redirectAddr("bob@fabrikam.test")))
+        #expect(POX.parse(answer("<Action>redirectUrl</Action><RedirectUrl>https://x.contoso.test/autodiscover/autodiscover.xml</RedirectUrl>"))
+                == .success(.redirectUrl("https://x.contoso.test/autodiscover/autodiscover.xml")))
+        let error = Array("""
+            <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response>
+            <Error Time="1" Id="2"><ErrorCode>500</ErrorCode><Message>The e-mail address cannot be found.</Message></Error></Response></Autodiscover>
+            """.utf8)
+        #expect(POX.parse(error) == .success(.error(code: "500", message: "The e-mail address cannot be found.")))
+    }
+
+    @Test func requestEscapesTheAddress() {
+        let body = String(decoding: POX.requestBody(email: "a&b<c>@contoso.test"), as: UTF8.self)
+        #expect(body.contains("<EMailAddress>a&amp;b&lt;c&gt;@contoso.test</EMailAddress>"))
+        #expect(body.contains("outlook/responseschema/2006a"))
+    }
+}
+
+@Suite struct DNSTests {
+    @Test func srvAnswersAreParsedWithCompression() throws {
+        let query = try #require(DNSMessage.srvQuery(id: 0x1234, name: "_autodiscover._tcp.contoso.test"))
+        var answer = query
+        answer[2] = 0x81; answer[3] = 0x80  // response, no error
+        answer[7] = 1  // one answer
+        // name pointer to the question (offset 12), type SRV, class IN, TTL, rdlength
+        let target: [UInt8] = [4] + Array("mail".utf8) + [0xC0, 31]  // "mail" + pointer to "contoso.test" in the question
+        let rdata: [UInt8] = [0, 10, 0, 5, 0x01, 0xBB] + target
+        answer += [0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
+        let records = try DNSMessage.parseSRVAnswer(answer).get()
+        #expect(records == [SRVRecord(priority: 10, weight: 5, port: 443, target: "mail.contoso.test")])
+    }
+
+    @Test func nxdomainIsEmptyAndForwardPointersAreRejected() throws {
+        var nx = try #require(DNSMessage.srvQuery(id: 1, name: "a.test"))
+        nx[3] = 0x83
+        #expect(try DNSMessage.parseSRVAnswer(nx).get() == [])
+        var loop = try #require(DNSMessage.srvQuery(id: 1, name: "a.test"))
+        loop[7] = 1
+        loop += [0xC0, 200, 0, 33, 0, 1, 0, 0, 0, 0, 0, 0]
+        #expect(throws: DNSError.self) { try DNSMessage.parseSRVAnswer(loop).get() }
+    }
+
+    @Test func rfc2782OrderIsByPriorityThenWeighted() {
+        let records = [SRVRecord(priority: 20, weight: 0, port: 443, target: "c"), SRVRecord(priority: 10, weight: 0, port: 443, target: "b"),
+                       SRVRecord(priority: 10, weight: 100, port: 443, target: "a"), SRVRecord(priority: 5, weight: 0, port: 443, target: ".")]
+        let ordered = SRVResolver.rfc2782Order(records, random: { $0 })  // always the largest pick: heaviest first
+        #expect(ordered.map(\.target) == ["a", "b", "c"])
+        let zeroFirst = SRVResolver.rfc2782Order(records, random: { _ in 0 })
+        #expect(zeroFirst.map(\.target) == ["b", "a", "c"])
+    }
+}
+
+@Suite struct GetFolderInterpretationTests {
+    let account = ExchangeAccount(userName: "alice", domain: "CONTOSO", email: "alice@contoso.test", password: "pw", impersonateMailbox: "bob@contoso.test")
+
+    func response(_ status: Int, _ body: String) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [:], body: Array(body.utf8), effectiveURL: "https://mail.contoso.test/EWS/Exchange.asmx", durationMs: 1)
+    }
+
+    func soap(_ inner: String) -> String {
+        """
+        <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><h:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" MinorBuildNumber="6" xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types"/></s:Header>
+        <s:Body><m:GetFolderResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><m:ResponseMessages>\(inner)</m:ResponseMessages></m:GetFolderResponse></s:Body></s:Envelope>
+        """
+    }
+
+    @Test func successNamesTheServerVersion() throws {
+        let message = try EWSConnectionTest.interpretGetFolder(response(200, soap(#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:GetFolderResponseMessage>"#)), account: account)
+        #expect(message.contains("15.1.2507.6"))
+        #expect(message.contains("impersonating bob@contoso.test"))
+    }
+
+    @Test(arguments: [("ErrorNonExistentMailbox", "mailboxNotFound"), ("ErrorImpersonateUserDenied", "impersonationDenied"),
+                      ("ErrorAccessDenied", "accessDenied"), ("ErrorServerBusy", "serverError")])
+    func responseCodesMapToKinds(_ code: String, _ kind: String) {
+        let body = soap(#"<m:GetFolderResponseMessage ResponseClass="Error"><m:MessageText>no</m:MessageText><m:ResponseCode>\#(code)</m:ResponseCode></m:GetFolderResponseMessage>"#)
+        let error = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(200, body), account: account) }
+        #expect(error?.kind.name == kind)
+        #expect(error?.data["responseCode"] == .string(code))
+    }
+
+    @Test func soapFaultsAndHTTPStatusesMap() {
+        let fault = """
+            <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>The specified server version is invalid.</faultstring>
+            <detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorInvalidServerVersion</e:ResponseCode></detail></s:Fault></s:Body></s:Envelope>
+            """
+        let e1 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(500, fault), account: account) }
+        #expect(e1?.kind == .serverError)
+        #expect(e1?.data["responseCode"] == "ErrorInvalidServerVersion")
+        let e2 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(401, ""), account: account) }
+        #expect(e2?.kind == .invalidCredentials)
+        #expect(e2?.hint?.contains("CONTOSO") == true)
+        let e3 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(200, "<html>OWA</html>"), account: account) }
+        #expect(e3?.kind == .endpointInvalid)
+        let e4 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(503, "busy"), account: account) }
+        #expect(e4?.kind == .serverError)
+    }
+
+    @Test func impersonationHeaderOnlyWhenActingForSomeone() {
+        let with = String(decoding: EWSConnectionTest.getFolderBody(impersonate: "bob@contoso.test"), as: UTF8.self)
+        #expect(with.contains("<t:PrimarySmtpAddress>bob@contoso.test</t:PrimarySmtpAddress>"))
+        #expect(with.contains(#"<t:DistinguishedFolderId Id="calendar"/>"#))
+        let without = String(decoding: EWSConnectionTest.getFolderBody(impersonate: nil), as: UTF8.self)
+        #expect(!without.contains("ExchangeImpersonation"))
+        #expect((try? XMLTreeParser.parse(without)) != nil)
+    }
+}

@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "WizardProtocol"),
@@ -30,15 +32,27 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurl", "CCurlShim"]),
         .target(name: "XMLTree"),
         .target(name: "DNS", dependencies: ["Threading"]),
+        // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
+        // calls (libcurl), id_token checks (RS256 through swift-crypto).
+        .target(name: "OAuth", dependencies: [
+            "HTTP", "ConnectorCore", "WizardProtocol", "Threading",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
         .target(name: "ConnectorCore", dependencies: ["HTTP", "WizardProtocol"], path: "Sources/Connectors/Core"),
         .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
                 path: "Sources/Connectors/Exchange"),
+        .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+                path: "Sources/Connectors/SuperOffice"),
         .target(name: "Wizard", dependencies: [
-            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "HTTP", "DNS",
+            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "OAuth", "HTTP", "DNS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "syncwizard", dependencies: [
-            "Wizard", "JSONRPC", "Keyring", "WizardProtocol",
+            "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

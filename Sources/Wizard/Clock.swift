@@ -6,6 +6,26 @@ import Darwin
 
 /// Timestamps and ids without Foundation (start-up time matters for a process spawned per use).
 enum Clock {
+    /// Seconds since 1970 (for token lifetimes).
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// RFC 3339 UTC for a moment given in seconds since 1970.
+    @Sendable static func iso8601(_ seconds: Double) -> String {
+        var whole = Int(seconds)
+        var parts = tm()
+        gmtime_r(&whole, &parts)
+        func pad(_ n: Int32, _ width: Int) -> String {
+            let s = String(n)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
+    }
+
     /// RFC 3339 UTC with milliseconds, e.g. 2026-11-25T09:30:00.123Z.
     static func nowISO8601() -> String {
         var ts = timespec()

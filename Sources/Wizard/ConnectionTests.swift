@@ -18,11 +18,6 @@ extension WizardService {
         return TestConnection.Result(results: results)
     }
 
-    func testSuperOffice(_ profile: Profile, progress: ProgressReporter) async -> SystemTestResult {
-        SystemTestResult(side: .superOffice, system: nil, checks: [],
-                         error: RPCError(.notSignedIn, "SuperOffice is not signed in yet.", hint: "Sign in with SuperOffice first."))
-    }
-
     func testCalendar(_ profile: Profile, progress: @escaping ProgressReporter) async -> SystemTestResult {
         guard let system = profile.calendarSystem else {
             return SystemTestResult(side: .calendar, system: nil, checks: [],

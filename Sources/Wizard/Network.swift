@@ -1,5 +1,7 @@
 import DNS
 import HTTP
+import OAuth
+import SuperOfficeConnector
 import Threading
 import WizardProtocol
 
@@ -12,9 +14,12 @@ public final class Network: Sendable {
         public var dnsServer: String?
         public var autodiscoverBudgetSeconds: Double
         public var userAgent: String
+        public var superOfficeHosts: [SuperOfficeEnvironment: String]
 
         public init(caFile: String? = nil, connectTo: [String] = [], dnsServer: String? = nil,
-                    autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard") {
+                    autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard",
+                    superOfficeHosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts) {
+            self.superOfficeHosts = superOfficeHosts
             self.caFile = caFile
             self.connectTo = connectTo
             self.dnsServer = dnsServer
@@ -26,6 +31,18 @@ public final class Network: Sendable {
     public let options: Options
     private let client = MutexBox<HTTPClient?>(nil)
     private let srv = MutexBox<SRVResolver?>(nil)
+    private let keys = MutexBox<KeySetCache?>(nil)
+
+    /// Provider signing keys, shared by every sign-in.
+    public func keySets() throws(RPCError) -> KeySetCache {
+        let http = try self.http()
+        return keys.withLock { existing in
+            if let existing { return existing }
+            let made = KeySetCache(http: http)
+            existing = made
+            return made
+        }
+    }
 
     public init(options: Options) {
         self.options = options

@@ -1,6 +1,7 @@
 import JSONRPC
 import Keyring
 import Logging
+import OAuth
 import WizardProtocol
 
 /// The method handlers of the "Configure Systems" step: profiles, provider settings and
@@ -23,9 +24,17 @@ public final class WizardService: Sendable {
     let logger: Logger
     let redactor: Redactor
     let network: Network
+    let signIns: SignInManager
+    let accessTokens = AccessTokens()
+    let signInTimeoutSeconds: Double
 
+    /// `notify` sends server → client notifications (signInCompleted, signInFailed).
     public init(store: ProfileStore, secrets: any SecretStore, info: ServerInfo, logger: Logger,
-                network: Network = Network(options: .init()), redactor: Redactor = .shared) {
+                network: Network = Network(options: .init()), redactor: Redactor = .shared,
+                signInTimeoutSeconds: Double = 600,
+                notify: @escaping SignInManager.Notifier = { _, _ in }) {
+        self.signIns = SignInManager(notify: notify)
+        self.signInTimeoutSeconds = signInTimeoutSeconds
         self.store = store
         self.secrets = secrets
         self.network = network
@@ -65,6 +74,14 @@ public final class WizardService: Sendable {
         table.register(OverrideEndpoints.self) { params, _ in try await self.overrideEndpoints(params) }
         table.register(TrustCertificate.self) { params, _ in try await self.trustCertificate(params) }
         table.register(TestConnection.self) { params, context in try await self.testConnection(params, context: context) }
+        table.register(StartSignIn.self) { params, _ in try await self.startSignIn(params) }
+        table.register(AwaitSignIn.self) { params, _ in try await self.signIns.wait(params.signInId, timeoutSeconds: params.timeoutSeconds) }
+        table.register(CompleteSignIn.self) { params, _ in
+            self.redactor.register(params.redirectUrl)
+            return try await self.signIns.complete(params.signInId, redirectUrl: params.redirectUrl)
+        }
+        table.register(CancelSignIn.self) { params, _ in try await self.signIns.cancel(params.signInId) }
+        table.register(SignOut.self) { params, _ in try await self.signOut(params) }
         table.register(GetProviderSettings.self) { params, _ in
             let all = try await self.store.providerSettings()
             return GetProviderSettings.Result(providers: all.filter { params.system == nil || $0.system == params.system })
@@ -90,9 +107,15 @@ public final class WizardService: Sendable {
 
     /// Secrets go first: if the keyring cannot delete them, the profile stays, so nothing is
     /// orphaned in the keyring and the user can retry.
+    /// Closes every sign-in listener (input ended).
+    public func close() async {
+        await signIns.closeAll()
+    }
+
     func deleteProfile(_ id: String) async throws(RPCError) -> DeleteProfile.Result {
         _ = try await store.get(id)
         try await secrets.deleteAll(profile: id)
+        await accessTokens.forgetProfile(id)
         try await store.delete(id)
         logger.info("Deleted profile \(id) and its secrets.")
         return DeleteProfile.Result()

@@ -7,6 +7,8 @@ import ArgumentParser
 import JSONRPC
 import Keyring
 import Logging
+import SuperOfficeConnector
+import Threading
 import Wizard
 import WizardProtocol
 
@@ -59,9 +61,20 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds Autodiscover may take in all before it gives up.")
     var autodiscoverBudget: Double = 15
 
+    @Option(help: ArgumentHelp("Authentication host of a SuperOffice environment, ENV=HOST (repeatable); defaults: sod=sod.superoffice.com, stage=qaonline.superoffice.com, online=online.superoffice.com.",
+                               valueName: "ENV=HOST"))
+    var superofficeHost: [String] = []
+
+    @Option(help: "Seconds a browser sign-in stays open before it fails with signInTimedOut.")
+    var signInTimeout: Double = 600
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+        }
+        _ = try superOfficeHosts()
+        guard signInTimeout >= 1, signInTimeout <= 86400 else {
+            throw ValidationError("--sign-in-timeout must be between 1 and 86400 seconds.")
         }
         guard autodiscoverBudget > 0, autodiscoverBudget <= 300 else {
             throw ValidationError("--autodiscover-budget must be between 0 and 300 seconds.")
@@ -85,6 +98,18 @@ struct ServeCommand: ParsableCommand {
         let fromEnvironment = ProcessInfoLite.environment("SYNCWIZARD_CONNECT_TO")?
             .split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } ?? []
         return connectTo + fromEnvironment
+    }
+
+    func superOfficeHosts() throws -> [SuperOfficeEnvironment: String] {
+        var hosts = SuperOffice.defaultHosts
+        for entry in superofficeHost {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let environment = SuperOfficeEnvironment(rawValue: parts[0]), Hostname.isPlausible(parts[1]) else {
+                throw ValidationError("--superoffice-host takes ENV=HOST with ENV one of sod, stage, online.")
+            }
+            hosts[environment] = parts[1].lowercased()
+        }
+        return hosts
     }
 
     func run() throws {
@@ -117,13 +142,22 @@ struct ServeCommand: ParsableCommand {
                 connectTo: connectToEntries,
                 dnsServer: dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"),
                 autodiscoverBudgetSeconds: autodiscoverBudget,
-                userAgent: "syncwizard/\(Self.version)")))
+                userAgent: "syncwizard/\(Self.version)",
+                superOfficeHosts: try superOfficeHosts())),
+            signInTimeoutSeconds: signInTimeout,
+            notify: { method, params in output.sendNotification(method: method, params: params) })
         var table = MethodTable()
         service.register(into: &table)
 
         var configuration = JSONRPCServer.Configuration()
         configuration.maximumMessageBytes = maxMessageBytes
         let server = JSONRPCServer(table: table, output: output, trace: trace, configuration: configuration, logger: logger)
+        // Input ended: close every sign-in listener before the process goes.
+        server.onClose {
+            let done = DispatchSemaphoreLite()
+            Task { await service.close(); done.signal() }
+            done.wait(seconds: 2)
+        }
         logger.info("Serving on stdin/stdout; profiles in \(directory); secrets in \(secrets.name).")
         let status = server.run(inputFD: STDIN_FILENO)
         Glibc.exit(status)
@@ -153,5 +187,21 @@ extension String {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// Waits on a dedicated (non-pool) thread for a task to finish, with a bound.
+final class DispatchSemaphoreLite: Sendable {
+    private let lock = ConditionLock()
+    private let flag = MutexBox(false)
+    func signal() {
+        lock.withLock { flag.withLock { $0 = true } }
+        lock.broadcast()
+    }
+    func wait(seconds: Double) {
+        let deadline = monotonicSeconds() + seconds
+        lock.withLock {
+            while !flag.withLock({ $0 }), monotonicSeconds() < deadline { lock.wait(untilMonotonic: deadline) }
+        }
     }
 }

@@ -1,0 +1,96 @@
+/// application/x-www-form-urlencoded, both ways: token requests out, redirect queries in.
+public enum FormEncoding {
+    static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
+
+    public static func encode(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            if unreserved.contains(byte) {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+
+    public static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { encode($0.0) + "=" + encode($0.1) }.joined(separator: "&")
+    }
+
+    /// Decodes one component; "+" is a space. nil for malformed escapes or invalid UTF-8.
+    public static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next(), let low = iterator.next(),
+                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(value)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Parses "a=1&b=2"; the first value of a repeated name wins. nil when malformed.
+    public static func parseQuery(_ query: Substring) -> [String: String]? {
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { return nil }
+            if result[name] == nil { result[name] = value }
+        }
+        return result
+    }
+}
+
+/// What the provider sent back to the redirect URI.
+public enum AuthorizationCallback: Sendable, Equatable {
+    case code(code: String, state: String?, extra: [String: String])
+    case error(error: String, description: String?, state: String?)
+
+    public var state: String? {
+        switch self {
+        case .code(_, let state, _), .error(_, _, let state): state
+        }
+    }
+
+    public enum ParseFailure: Error, Equatable { case notARedirect(String) }
+
+    /// From the request target the listener saw ("/?code=…&state=…") or a whole pasted URL
+    /// ("http://127.0.0.1:49152/?code=…"). Parameters may also sit in the fragment.
+    public static func parse(_ target: String) -> Result<AuthorizationCallback, ParseFailure> {
+        guard target.utf8.count <= 16384 else { return .failure(.notARedirect("the URL is too long")) }
+        var query: Substring = ""
+        if let q = target.firstIndex(of: "?") {
+            let afterQ = target[target.index(after: q)...]
+            query = afterQ.prefix { $0 != "#" }
+        }
+        if query.isEmpty, let hash = target.firstIndex(of: "#") {
+            query = target[target.index(after: hash)...]
+        }
+        guard !query.isEmpty, let parameters = FormEncoding.parseQuery(query) else {
+            return .failure(.notARedirect("the URL carries no authorization answer (no code or error parameter)"))
+        }
+        if let error = parameters["error"], !error.isEmpty {
+            return .success(.error(error: error, description: parameters["error_description"], state: parameters["state"]))
+        }
+        if let code = parameters["code"], !code.isEmpty {
+            var extra = parameters
+            extra["code"] = nil
+            extra["state"] = nil
+            return .success(.code(code: code, state: parameters["state"], extra: extra))
+        }
+        // Microsoft's adminconsent answers admin_consent=True with no code.
+        if parameters["admin_consent"] != nil {
+            var extra = parameters
+            extra["state"] = nil
+            return .success(.code(code: "", state: parameters["state"], extra: extra))
+        }
+        return .failure(.notARedirect("the URL carries no authorization answer (no code or error parameter)"))
+    }
+}

@@ -1,0 +1,345 @@
+import Threading
+import WizardProtocol
+
+/// How one provider signs a profile in: where to send the browser and what to do with the answer.
+public struct SignInPlan: Sendable {
+    public var profileId: String
+    public var system: SignInSystem
+    /// The authorization endpoint without query.
+    public var authorizeEndpoint: String
+    /// client_id, scope, response_type, prompt, … (state, nonce, PKCE and redirect_uri are added here).
+    public var parameters: [(String, String)]
+    /// Microsoft wants `localhost`; SuperOffice and Google `127.0.0.1`. The listener binds 127.0.0.1 either way.
+    public var redirectHost: String
+    public var usesPKCE: Bool
+    public var usesNonce: Bool
+    public var timeoutSeconds: Double
+    /// Exchanges the code, checks the id_token, stores the refresh token; returns the account.
+    public var finish: @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject
+    /// Gives an error redirect (error=…&error_description=…) its contract kind.
+    public var mapError: @Sendable (OAuthErrorResponse) -> RPCError
+
+    public init(profileId: String, system: SignInSystem, authorizeEndpoint: String, parameters: [(String, String)],
+                redirectHost: String = "127.0.0.1", usesPKCE: Bool = true, usesNonce: Bool = true, timeoutSeconds: Double = 600,
+                finish: @escaping @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject,
+                mapError: @escaping @Sendable (OAuthErrorResponse) -> RPCError = OAuthErrors.standard) {
+        self.profileId = profileId
+        self.system = system
+        self.authorizeEndpoint = authorizeEndpoint
+        self.parameters = parameters
+        self.redirectHost = redirectHost
+        self.usesPKCE = usesPKCE
+        self.usesNonce = usesNonce
+        self.timeoutSeconds = timeoutSeconds
+        self.finish = finish
+        self.mapError = mapError
+    }
+}
+
+/// What came back from the browser, with what was generated for this sign-in.
+public struct SignInAnswer: Sendable {
+    public var code: String
+    /// Other parameters of the redirect (admin_consent, tenant, scope, …).
+    public var extra: [String: String]
+    public var redirectURI: String
+    public var codeVerifier: String?
+    public var nonce: String?
+}
+
+public struct SignInStarted: Sendable, JSONRepresentable {
+    public var signInId: String
+    public var authorizationUrl: String
+    public var redirectUri: String
+    public var expiresAt: String
+
+    public var json: JSONValue {
+        ["signInId": .string(signInId), "flow": "browser", "authorizationUrl": .string(authorizationUrl),
+         "redirectUri": .string(redirectUri), "expiresAt": .string(expiresAt)]
+    }
+}
+
+/// OAuth errors every provider shares; providers add their own (AADSTS codes, admin_policy_enforced).
+public enum OAuthErrors {
+    public static func standard(_ error: OAuthErrorResponse) -> RPCError {
+        let detail = error.description.map { ": \($0)" } ?? ""
+        switch error.error {
+        case "access_denied":
+            return RPCError(.consentDenied, "The sign-in was declined\(detail).", hint: "Sign in again and accept the requested permissions.",
+                            details: ["error": .string(error.error)])
+        case "invalid_grant":
+            return RPCError(.reauthenticationRequired, "The sign-in is no longer valid\(detail).", hint: "Sign in again.",
+                            details: ["error": .string(error.error)])
+        default:
+            return RPCError(.serverError, "The identity provider answered \(error.error)\(detail).", details: ["error": .string(error.error)])
+        }
+    }
+}
+
+/// The browser sign-ins in progress. Each has its own one-shot loopback listener; the answer
+/// arrives there (or is pasted with completeSignIn), is checked against the state sent, and is
+/// finished by the plan. Every outcome is also announced (signInCompleted / signInFailed).
+public actor SignInManager {
+    public typealias Notifier = @Sendable (_ method: String, _ params: JSONValue) -> Void
+
+    final class Session: Sendable {
+        let id: String
+        let plan: SignInPlan
+        let state: String
+        let nonce: String?
+        let pkce: PKCE?
+        let redirectURI: String
+        let expiresAt: String
+        let listener: MutexBox<LoopbackListener?> = MutexBox(nil)
+
+        init(id: String, plan: SignInPlan, redirectURI: String, expiresAt: String) {
+            self.id = id
+            self.plan = plan
+            self.state = RandomToken.make(bytes: 24)
+            self.nonce = plan.usesNonce ? RandomToken.make(bytes: 24) : nil
+            self.pkce = plan.usesPKCE ? PKCE() : nil
+            self.redirectURI = redirectURI
+            self.expiresAt = expiresAt
+        }
+    }
+
+    enum Status {
+        case waiting
+        case processing
+        case done(Result<JSONValue, RPCError>)
+    }
+
+    private var sessions: [String: Session] = [:]
+    private var statuses: [String: Status] = [:]
+    private var waiters: [String: [Int: CheckedContinuation<Result<JSONValue, RPCError>, Never>]] = [:]
+    private var nextWaiter = 0
+    private let notify: Notifier
+
+    public init(notify: @escaping Notifier) {
+        self.notify = notify
+    }
+
+    public func start(_ plan: SignInPlan, now: Double, isoDate: @Sendable (Double) -> String) async throws(RPCError) -> SignInStarted {
+        let id = RandomToken.make(bytes: 12)
+        // The handler needs the session, the session needs the listener's port: bind first.
+        let box = MutexBox<Session?>(nil)
+        let listener: LoopbackListener
+        do {
+            listener = try await LoopbackListener.start { [weak self] target in
+                guard let self, let session = box.withLock({ $0 }) else {
+                    return LoopbackListener.Reply(status: 410, html: SignInPage.render(title: "Sign-in expired", message: "This sign-in is no longer open.", ok: false), done: true)
+                }
+                return await self.handleCallback(session, target: target)
+            }
+        } catch {
+            throw RPCError(.internalError, "Cannot open the loopback listener for the sign-in: \(error).")
+        }
+        let redirectURI = "http://\(plan.redirectHost):\(listener.port)"
+        let session = Session(id: id, plan: plan, redirectURI: redirectURI, expiresAt: isoDate(now + plan.timeoutSeconds))
+        session.listener.withLock { $0 = listener }
+        box.withLock { $0 = session }
+        sessions[id] = session
+        statuses[id] = .waiting
+
+        var query = plan.parameters
+        query.append(("redirect_uri", redirectURI))
+        query.append(("state", session.state))
+        if let nonce = session.nonce { query.append(("nonce", nonce)) }
+        if let pkce = session.pkce {
+            query.append(("code_challenge", pkce.challenge))
+            query.append(("code_challenge_method", PKCE.method))
+        }
+        let url = plan.authorizeEndpoint + (plan.authorizeEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
+
+        let timeout = plan.timeoutSeconds
+        Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+            await self?.expire(id)
+        }
+        return SignInStarted(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
+    }
+
+    func expire(_ id: String) {
+        guard let session = sessions[id], case .waiting? = statuses[id] else { return }
+        finish(session, .failure(RPCError(.signInTimedOut, "Nobody completed the sign-in within \(Int(session.plan.timeoutSeconds / 60)) minutes.",
+                                          hint: "Start the sign-in again.")))
+    }
+
+    /// A request on the loopback listener.
+    func handleCallback(_ session: Session, target: String) async -> LoopbackListener.Reply {
+        guard case .waiting? = statuses[session.id] else {
+            return LoopbackListener.Reply(status: 409, html: SignInPage.render(title: "Already finished", message: "This sign-in has already finished. You can close this tab.", ok: false), done: true)
+        }
+        let callback: AuthorizationCallback
+        switch AuthorizationCallback.parse(target) {
+        case .success(let parsed): callback = parsed
+        case .failure:
+            // Not an answer (a browser probing the port): keep waiting for the real one.
+            return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Not a sign-in answer", message: "This address only receives sign-in answers.", ok: false), done: false)
+        }
+        let result = await process(session, callback)
+        switch result {
+        case .success:
+            return LoopbackListener.Reply(status: 200, html: SignInPage.render(title: "Signed in", message: "You are signed in to \(SignInPage.displayName(session.plan.system)). You can close this tab and return to the synchronizer.", ok: true), done: true)
+        case .failure(let error):
+            return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
+        }
+    }
+
+    func process(_ session: Session, _ callback: AuthorizationCallback) async -> Result<JSONValue, RPCError> {
+        statuses[session.id] = .processing
+        let result: Result<JSONValue, RPCError>
+        if callback.state != session.state {
+            result = .failure(RPCError(.stateMismatch, "The sign-in answer does not belong to this sign-in (its state does not match).",
+                                       hint: "Start the sign-in again and finish it in the browser window it opens."))
+        } else {
+            switch callback {
+            case .error(let error, let description, _):
+                result = .failure(session.plan.mapError(OAuthErrorResponse(error: error, description: description)))
+            case .code(let code, _, let extra):
+                let answer = SignInAnswer(code: code, extra: extra, redirectURI: session.redirectURI,
+                                          codeVerifier: session.pkce?.verifier, nonce: session.nonce)
+                do throws(RPCError) {
+                    let account = try await session.plan.finish(answer)
+                    result = .success(["signInId": .string(session.id), "profileId": .string(session.plan.profileId),
+                                       "system": .string(session.plan.system.rawValue), "account": .object(account)])
+                } catch {
+                    result = .failure(error)
+                }
+            }
+        }
+        // A cancel or timeout that came in while the tokens were being fetched wins.
+        if case .done(let decided)? = statuses[session.id] { return decided }
+        finish(session, result)
+        return result
+    }
+
+    private func finish(_ session: Session, _ result: Result<JSONValue, RPCError>) {
+        statuses[session.id] = .done(result)
+        session.listener.withLock { $0?.close(); $0 = nil }
+        for waiter in (waiters.removeValue(forKey: session.id) ?? [:]).values { waiter.resume(returning: result) }
+        switch result {
+        case .success(let payload):
+            notify(SignInCompletedNotification.name, payload)
+        case .failure(let error):
+            notify(SignInFailedNotification.name, ["signInId": .string(session.id), "profileId": .string(session.plan.profileId),
+                                                   "system": .string(session.plan.system.rawValue), "error": error.json])
+        }
+    }
+
+    func session(_ id: String) throws(RPCError) -> Session {
+        guard let session = sessions[id] else {
+            throw RPCError(.signInNotFound, "There is no sign-in with the id '\(id.prefix(64))'.", hint: "Start one with startSignIn.")
+        }
+        return session
+    }
+
+    /// Waits for the outcome; `timeoutSeconds` only bounds this wait, not the sign-in.
+    public func wait(_ id: String, timeoutSeconds: Double?) async throws(RPCError) -> JSONValue {
+        let session = try session(id)
+        if case .done(let result)? = statuses[id] { return try result.get() }
+        let key = nextWaiter
+        nextWaiter += 1
+        if let timeoutSeconds {
+            Task { [weak self] in
+                try? await Task.sleep(nanoseconds: UInt64(timeoutSeconds * 1_000_000_000))
+                await self?.resumeWaiter(id, key, .failure(RPCError(.signInTimedOut, "The sign-in did not finish within \(Int(timeoutSeconds)) seconds; it is still open until \(session.expiresAt).",
+                                                                    hint: "Call awaitSignIn again, or cancelSignIn.", details: ["stillOpen": true])))
+            }
+        }
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiters[id, default: [:]][key] = continuation
+            }
+        } onCancel: {
+            Task { await self.resumeWaiter(id, key, .failure(.cancelled)) }
+        }
+        return try result.get()
+    }
+
+    func resumeWaiter(_ id: String, _ key: Int, _ result: Result<JSONValue, RPCError>) {
+        waiters[id]?.removeValue(forKey: key)?.resume(returning: result)
+    }
+
+    /// The URL the browser landed on, pasted by the user (a browser on another machine).
+    public func complete(_ id: String, redirectUrl: String) async throws(RPCError) -> JSONValue {
+        let session = try session(id)
+        if case .done(let result)? = statuses[id] { return try result.get() }
+        guard case .waiting? = statuses[id] else {
+            throw RPCError(.invalidParams, "The sign-in is already being completed.", details: ["field": "signInId"])
+        }
+        let port = session.redirectURI.split(separator: ":").last.map(String.init) ?? ""
+        let lower = redirectUrl.lowercased()
+        guard lower.hasPrefix("http://127.0.0.1:\(port)") || lower.hasPrefix("http://localhost:\(port)") || lower.hasPrefix("http://[::1]:\(port)") else {
+            throw .invalidParams(field: "redirectUrl", "'redirectUrl' must be the address the browser ended on, starting with \(session.redirectURI).")
+        }
+        switch AuthorizationCallback.parse(redirectUrl) {
+        case .success(let callback):
+            return try await process(session, callback).get()
+        case .failure(.notARedirect(let why)):
+            throw .invalidParams(field: "redirectUrl", "'redirectUrl' is not a sign-in answer: \(why).")
+        }
+    }
+
+    public func cancel(_ id: String) throws(RPCError) -> JSONValue {
+        let session = try session(id)
+        switch statuses[id] {
+        case .done(let result)?:
+            return ["cancelled": false, "outcome": .string((try? result.get()) != nil ? "completed" : "failed")]
+        default:
+            finish(session, .failure(RPCError(.signInCancelled, "The sign-in was cancelled.")))
+            return ["cancelled": true]
+        }
+    }
+
+    /// Input ended: close every listener and fail what is still open.
+    public func closeAll() {
+        for (id, session) in sessions {
+            if case .done? = statuses[id] { continue }
+            finish(session, .failure(RPCError(.signInCancelled, "syncwizard is shutting down.")))
+        }
+    }
+
+    /// For tests: whether the sign-in's listener is still open.
+    public func isListening(_ id: String) -> Bool {
+        sessions[id]?.listener.withLock { $0?.isOpen } ?? false
+    }
+}
+
+/// The small page the browser shows after the redirect: self-contained, no external resources,
+/// never a code, token or secret.
+public enum SignInPage {
+    public static func displayName(_ system: SignInSystem) -> String {
+        switch system {
+        case .superOffice: "SuperOffice"
+        case .microsoft365: "Microsoft 365"
+        case .google: "Google Workspace"
+        }
+    }
+
+    public static func render(title: String, message: String, ok: Bool) -> String {
+        let color = ok ? "#1a7f37" : "#b42318"
+        return """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+            <title>\(escape(title)) – syncwizard</title>
+            <style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#1f2328}
+            h1{color:\(color);font-size:1.5em}</style></head>
+            <body><h1>\(escape(title))</h1><p>\(escape(message))</p></body></html>
+            """
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            switch c {
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "&": out += "&amp;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}

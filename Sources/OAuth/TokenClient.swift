@@ -1,0 +1,96 @@
+import ConnectorCore
+import HTTP
+import WizardProtocol
+
+/// A token endpoint's answer.
+public struct TokenResponse: Sendable {
+    public var accessToken: String
+    public var refreshToken: String?
+    public var idToken: String?
+    public var expiresIn: Double?
+    /// Space-separated scopes actually granted (Google and Microsoft send it).
+    public var scope: String?
+    public var raw: JSONObject
+
+    public init?(json: JSONValue) {
+        guard let accessToken = json["access_token"]?.stringValue, !accessToken.isEmpty, let raw = json.objectValue else { return nil }
+        self.accessToken = accessToken
+        refreshToken = json["refresh_token"]?.stringValue
+        idToken = json["id_token"]?.stringValue
+        if case .number(let text)? = json["expires_in"] { expiresIn = Double(text) }
+        else if let text = json["expires_in"]?.stringValue { expiresIn = Double(text) }
+        scope = json["scope"]?.stringValue
+        self.raw = raw
+    }
+}
+
+/// An OAuth error from a token or authorization endpoint (RFC 6749 §5.2), before a provider
+/// gives it a meaning.
+public struct OAuthErrorResponse: Sendable, Equatable {
+    public var error: String
+    public var description: String?
+    /// Microsoft's numeric AADSTS codes (error_codes), if any.
+    public var codes: [Int]
+
+    public init(error: String, description: String?, codes: [Int] = []) {
+        self.error = error
+        self.description = description
+        self.codes = codes
+    }
+
+    /// The AADSTS number in the description ("AADSTS65001: ...") or error_codes.
+    public var aadsts: Int? {
+        if let first = codes.first { return first }
+        guard let description, let range = description.range(of: "AADSTS") else { return nil }
+        return Int(description[range.upperBound...].prefix { $0.isNumber })
+    }
+}
+
+public enum TokenEndpointFailure: Error, Sendable {
+    case oauth(OAuthErrorResponse, status: Int)
+    case transport(RPCError)
+}
+
+/// POSTs form-encoded grants to a token endpoint over libcurl, with TLS verified.
+public struct TokenClient: Sendable {
+    let http: HTTPClient
+    let timeoutSeconds: Double
+
+    public init(http: HTTPClient, timeoutSeconds: Double = 30) {
+        self.http = http
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public func request(_ url: String, form: [(String, String)], pins: [String] = []) async throws(TokenEndpointFailure) -> TokenResponse {
+        let json = try await post(url, form: form, pins: pins)
+        guard let token = TokenResponse(json: json) else {
+            throw .transport(RPCError(.serverError, "The token endpoint answered without an access token.", details: ["status": 200]))
+        }
+        return token
+    }
+
+    /// The raw JSON answer of a form POST (device code endpoints answer other shapes).
+    public func post(_ url: String, form: [(String, String)], pins: [String] = []) async throws(TokenEndpointFailure) -> JSONValue {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "application/x-www-form-urlencoded")
+        headers.add("Accept", "application/json")
+        let request = HTTPRequest(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(form).utf8),
+                                  timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins)
+        let response: HTTPResponse
+        do {
+            response = try await http.send(request)
+        } catch {
+            throw .transport(error.rpcError)
+        }
+        let json = try? JSONParser.parse(response.body)
+        if let json, let error = json["error"]?.stringValue {
+            let codes = json["error_codes"]?.arrayValue?.compactMap(\.intValue) ?? []
+            throw .oauth(OAuthErrorResponse(error: error, description: json["error_description"]?.stringValue, codes: codes), status: response.status)
+        }
+        guard (200..<300).contains(response.status), let json else {
+            throw .transport(RPCError(.serverError, "The token endpoint answered with HTTP \(response.status).",
+                                      details: ["status": .int(response.status), "responseCode": .null]))
+        }
+        return json
+    }
+}

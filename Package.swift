@@ -62,6 +62,11 @@ let package = Package(
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "OAuthTests", dependencies: [
+            "OAuth", "WizardProtocol", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),

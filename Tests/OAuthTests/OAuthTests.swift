@@ -1,0 +1,176 @@
+import Crypto
+import _CryptoExtras
+import Foundation
+@testable import OAuth
+import Testing
+import WizardProtocol
+
+@Suite struct PKCEAndEncodingTests {
+    @Test func s256ChallengeMatchesRFC7636AppendixB() {
+        #expect(PKCE.challenge(for: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        let fresh = PKCE()
+        #expect(fresh.verifier.count == 43)
+        #expect(fresh.verifier != PKCE().verifier)
+    }
+
+    @Test func base64URLRoundTripsEveryLength() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(($0 * 37 + 11) % 256) }
+            #expect(Base64URL.decode(Base64URL.encode(bytes)) == bytes)
+        }
+        #expect(Base64URL.decode("a*b") == nil)
+    }
+
+    @Test func formEncodingEscapesAndParses() {
+        #expect(FormEncoding.encode([("redirect_uri", "http://127.0.0.1:5000"), ("scope", "openid email")])
+                == "redirect_uri=http%3A%2F%2F127.0.0.1%3A5000&scope=openid%20email")
+        #expect(FormEncoding.parseQuery("a=1+2&b=%C3%A9&a=3&c") == ["a": "1 2", "b": "é", "c": ""])
+        #expect(FormEncoding.parseQuery("a=%zz") == nil)
+        #expect(FormEncoding.parseQuery("a=%C3") == nil)
+    }
+
+    @Test func callbacksAreReadFromTargetsAndPastedURLs() {
+        #expect(AuthorizationCallback.parse("/?code=abc&state=xyz") == .success(.code(code: "abc", state: "xyz", extra: [:])))
+        #expect(AuthorizationCallback.parse("http://127.0.0.1:5000/?state=s&error=access_denied&error_description=User+said+no")
+                == .success(.error(error: "access_denied", description: "User said no", state: "s")))
+        #expect(AuthorizationCallback.parse("http://localhost:1/#code=f&state=g") == .success(.code(code: "f", state: "g", extra: [:])))
+        #expect(AuthorizationCallback.parse("/?admin_consent=True&tenant=t&state=s")
+                == .success(.code(code: "", state: "s", extra: ["admin_consent": "True", "tenant": "t"])))
+        #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/favicon.ico").get() }
+        #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/?code=%").get() }
+    }
+
+    @Test func pageEscapesProviderTextAndLoadsNothingExternal() {
+        let page = SignInPage.render(title: "Sign-in failed", message: "<script>alert(1)</script> & more", ok: false)
+        #expect(!page.contains("<script>"))
+        #expect(page.contains("&lt;script&gt;"))
+        #expect(!page.contains("http://") && !page.contains("https://") && !page.contains("src="))
+    }
+}
+
+@Suite struct IDTokenTests {
+    static let key = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+    static let otherKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+
+    static func jwks(_ key: _RSA.Signing.PrivateKey, kid: String) -> [JSONWebKey] {
+        [JSONWebKey(kid: kid, key: key.publicKey)]
+    }
+
+    static func token(_ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256") throws -> String {
+        let header = Base64URL.encode(JSONWriter.bytes(["alg": .string(alg), "kid": .string(kid), "typ": "JWT"]))
+        let payload = Base64URL.encode(JSONWriter.bytes(claims))
+        let signingInput = header + "." + payload
+        let signature = try key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5)
+        return signingInput + "." + Base64URL.encode(Array(signature.rawRepresentation))
+    }
+
+    let now = 1_800_000_000.0
+    var claims: JSONObject {
+        ["iss": "https://online.superoffice.com", "aud": "client-1", "exp": .int(Int(now) + 3600), "nbf": .int(Int(now) - 10),
+         "nonce": "n-1", "sub": "alice"]
+    }
+    let expect = IDTokenExpectations(issuer: "https://online.superoffice.com", audience: "client-1", nonce: "n-1")
+
+    func check(_ claims: JSONObject, key: _RSA.Signing.PrivateKey = key, alg: String = "RS256") throws -> JSONObject {
+        try IDTokenValidator.validate(try Self.token(.object(claims), key: key, alg: alg), keys: Self.jwks(Self.key, kid: "k1"), expect: expect, now: now)
+    }
+
+    @Test func acceptsAGoodToken() throws {
+        #expect(try check(claims)["sub"] == "alice")
+    }
+
+    @Test func rejectsATokenSignedByAnotherKey() {
+        #expect(throws: RPCError.self) { try check(claims, key: Self.otherKey) }
+    }
+
+    @Test func rejectsATamperedPayload() throws {
+        let good = try Self.token(.object(claims))
+        let parts = good.split(separator: ".")
+        var evil = claims
+        evil["sub"] = "mallory"
+        let tampered = parts[0] + "." + Base64URL.encode(JSONWriter.bytes(.object(evil))) + "." + parts[2]
+        #expect(throws: RPCError.self) { try IDTokenValidator.validate(String(tampered), keys: Self.jwks(Self.key, kid: "k1"), expect: expect, now: now) }
+    }
+
+    @Test(arguments: ["aud", "iss", "nonce", "exp", "nbf", "alg"])
+    func rejectsEachWrongClaim(_ which: String) {
+        var c = claims
+        var alg = "RS256"
+        switch which {
+        case "aud": c["aud"] = "someone-else"
+        case "iss": c["iss"] = "https://evil.example"
+        case "nonce": c["nonce"] = "n-2"
+        case "exp": c["exp"] = .int(Int(now) - 3600)
+        case "nbf": c["nbf"] = .int(Int(now) + 3600)
+        default: alg = "none"
+        }
+        let error = #expect(throws: RPCError.self) { try check(c, alg: alg) }
+        #expect(error?.kind == .invalidToken)
+    }
+
+    @Test func toleratesSmallClockSkewAndAudienceArrays() throws {
+        var c = claims
+        c["exp"] = .int(Int(now) - 60)
+        c["aud"] = ["other", "client-1"]
+        _ = try check(c)
+    }
+
+    @Test func jwksWithoutAUsableRSAKeyIsRejected() throws {
+        let body = Array(#"{"keys":[{"kty":"EC","kid":"e"},{"kty":"RSA","kid":"x","n":"AQAB","e":"AQAB"}]}"#.utf8)
+        // A 24-bit modulus is not a usable signing key: rejected rather than trusted.
+        #expect(throws: RPCError.self) { try JWKS.parse(body) }
+    }
+}
+
+@Suite struct LoopbackListenerTests {
+    @Test func answersTheExpectedPathOnceThenCloses() async throws {
+        let seen = Counter()
+        let listener = try await LoopbackListener.start { target in
+            await seen.add(target)
+            return LoopbackListener.Reply(status: 200, html: "<p>ok</p>", done: true)
+        }
+        #expect(listener.port > 0)
+        let missing = try await Self.get("http://127.0.0.1:\(listener.port)/favicon.ico")
+        #expect(missing.status == 404)
+        let answer = try await Self.get("http://127.0.0.1:\(listener.port)/?code=c&state=s")
+        #expect(answer.status == 200)
+        #expect(answer.body.contains("ok"))
+        #expect(await seen.values == ["/?code=c&state=s"])
+        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(!listener.isOpen)
+        await #expect(throws: (any Error).self) { try await Self.get("http://127.0.0.1:\(listener.port)/?code=c&state=s") }
+    }
+
+    @Test func bindsLoopbackOnly() async throws {
+        let listener = try await LoopbackListener.start { _ in LoopbackListener.Reply(status: 200, html: "", done: true) }
+        defer { listener.close() }
+        let output = try Self.run("/bin/sh", ["-c", "ss -ltn 2>/dev/null || netstat -ltn"])
+        let line = output.split(separator: "\n").first { $0.contains(":\(listener.port) ") }
+        #expect(line?.contains("127.0.0.1:\(listener.port)") == true, "\(line ?? "no listening socket")")
+    }
+
+    actor Counter {
+        var values: [String] = []
+        func add(_ v: String) { values.append(v) }
+    }
+
+    static func get(_ url: String) async throws -> (status: Int, body: String) {
+        let text = try run("/usr/bin/curl", ["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let code = lines.last.flatMap({ Int($0) }), code != 0 else { throw URLError(.cannotConnectToHost) }
+        return (code, lines.dropLast().joined(separator: "\n"))
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

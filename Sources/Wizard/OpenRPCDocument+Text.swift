@@ -811,7 +811,7 @@ extension OpenRPCDocument {
     {
       "name": "testConnection",
       "summary": "Test SuperOffice, the calendar system, or both at once.",
-      "description": "Each side reports its checks with durations. Exchange: an EWS GetFolder of the calendar with the stored credentials (RequestServerVersion; with impersonateMailbox, ExchangeImpersonation and X-AnchorMailbox), then GET OABURL/oab.xml when an OAB URL is set. A side that fails carries error (its kind: invalidCredentials, mailboxNotFound, impersonationDenied, accessDenied, serverError, timeout, hostUnreachable, certificateUntrusted, endpointInvalid, notSignedIn, systemNotSelected, keyringLocked, ...); the call itself succeeds. Outcomes are kept in the profile for getWizardState and nextStep (a test of credentials changed meanwhile does not count). Progress notifications (stage testConnection) while it runs.",
+      "description": "Each side reports its checks with durations. SuperOffice: the State API (tenantNotRunning when the tenant is not running), then GET {api}v1/User/currentPrincipal with the bearer token (refreshed from the keyring's refresh token when needed; a rotated refresh token is stored; invalid_grant gives reauthenticationRequired). Exchange: an EWS GetFolder of the calendar with the stored credentials (RequestServerVersion; with impersonateMailbox, ExchangeImpersonation and X-AnchorMailbox), then GET OABURL/oab.xml when an OAB URL is set. A side that fails carries error (its kind: invalidCredentials, mailboxNotFound, impersonationDenied, accessDenied, serverError, timeout, hostUnreachable, certificateUntrusted, endpointInvalid, notSignedIn, systemNotSelected, keyringLocked, ...); the call itself succeeds. Outcomes are kept in the profile for getWizardState and nextStep (a test of credentials changed meanwhile does not count). Progress notifications (stage testConnection) while it runs.",
       "paramStructure": "by-name",
       "params": [
         {
@@ -907,6 +907,397 @@ extension OpenRPCDocument {
         },
         {
           "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "startSignIn",
+      "summary": "Start \"Sign in with …\": returns the URL to open in the system browser.",
+      "description": "Browser flow (RFC 8252): a one-shot listener on 127.0.0.1 with an ephemeral port, PKCE S256, state and nonce. Open authorizationUrl in the system browser; the provider sends the browser back to redirectUri, where the code is exchanged over https, the id_token is checked (RS256 against the provider's keys, iss, aud, exp/nbf, nonce) and the refresh token is stored in the keyring (system <system>, kind refreshToken). The browser sees a small page saying what happened. The outcome arrives as signInCompleted or signInFailed, and through awaitSignIn / completeSignIn. The sign-in fails with signInTimedOut after --sign-in-timeout (default 600 s). SuperOffice: client id from setProviderSettings (environment sod, stage or online), scope openid, redirect http://127.0.0.1:PORT. deviceCode is refused for SuperOffice (not offered) and Google (its device flow does not allow the needed scopes) with invalidParams.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "system",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "enum": [
+              "superOffice",
+              "microsoft365",
+              "google"
+            ]
+          }
+        },
+        {
+          "name": "flow",
+          "schema": {
+            "type": "string",
+            "enum": [
+              "browser",
+              "deviceCode"
+            ],
+            "default": "browser"
+          }
+        },
+        {
+          "name": "loginHint",
+          "description": "Pre-fills the user name on the provider's page.",
+          "schema": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 320
+          }
+        },
+        {
+          "name": "adminConsent",
+          "description": "Microsoft only: tenant-wide admin consent.",
+          "schema": {
+            "type": "boolean",
+            "default": false
+          }
+        }
+      ],
+      "result": {
+        "name": "signIn",
+        "schema": {
+          "$ref": "#/components/schemas/SignInStarted"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/providerNotConfigured"
+        },
+        {
+          "$ref": "#/components/errors/keyringUnavailable"
+        },
+        {
+          "$ref": "#/components/errors/keyringLocked"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "awaitSignIn",
+      "summary": "Wait for a sign-in's outcome.",
+      "description": "Answers with the signInCompleted payload, or with the sign-in's error. timeoutSeconds bounds only this wait: when it passes the answer is signInTimedOut with data.stillOpen true, and the sign-in stays open. Cancelling this request does not cancel the sign-in.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "signInId",
+          "required": true,
+          "description": "The id startSignIn returned.",
+          "schema": {
+            "type": "string",
+            "maxLength": 128
+          }
+        },
+        {
+          "name": "timeoutSeconds",
+          "schema": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 3600
+          }
+        }
+      ],
+      "result": {
+        "name": "signInCompleted",
+        "schema": {
+          "$ref": "#/components/schemas/SignInCompleted"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/signInNotFound"
+        },
+        {
+          "$ref": "#/components/errors/consentDenied"
+        },
+        {
+          "$ref": "#/components/errors/stateMismatch"
+        },
+        {
+          "$ref": "#/components/errors/invalidToken"
+        },
+        {
+          "$ref": "#/components/errors/signInTimedOut"
+        },
+        {
+          "$ref": "#/components/errors/signInCancelled"
+        },
+        {
+          "$ref": "#/components/errors/adminApprovalRequired"
+        },
+        {
+          "$ref": "#/components/errors/appNotTrusted"
+        },
+        {
+          "$ref": "#/components/errors/scopesNotGranted"
+        },
+        {
+          "$ref": "#/components/errors/organizationConsentMissing"
+        },
+        {
+          "$ref": "#/components/errors/reauthenticationRequired"
+        },
+        {
+          "$ref": "#/components/errors/certificateUntrusted"
+        },
+        {
+          "$ref": "#/components/errors/hostUnreachable"
+        },
+        {
+          "$ref": "#/components/errors/timeout"
+        },
+        {
+          "$ref": "#/components/errors/serverError"
+        },
+        {
+          "$ref": "#/components/errors/keyringUnavailable"
+        },
+        {
+          "$ref": "#/components/errors/keyringLocked"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "completeSignIn",
+      "summary": "Finish a sign-in with the URL the browser landed on (a browser on another machine).",
+      "description": "redirectUrl must start with the sign-in's redirectUri; its state must match. Same answer as awaitSignIn.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "signInId",
+          "required": true,
+          "description": "The id startSignIn returned.",
+          "schema": {
+            "type": "string",
+            "maxLength": 128
+          }
+        },
+        {
+          "name": "redirectUrl",
+          "required": true,
+          "description": "Never logged or traced (it carries the authorization code).",
+          "schema": {
+            "type": "string",
+            "maxLength": 16384
+          }
+        }
+      ],
+      "result": {
+        "name": "signInCompleted",
+        "schema": {
+          "$ref": "#/components/schemas/SignInCompleted"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/signInNotFound"
+        },
+        {
+          "$ref": "#/components/errors/consentDenied"
+        },
+        {
+          "$ref": "#/components/errors/stateMismatch"
+        },
+        {
+          "$ref": "#/components/errors/invalidToken"
+        },
+        {
+          "$ref": "#/components/errors/signInTimedOut"
+        },
+        {
+          "$ref": "#/components/errors/signInCancelled"
+        },
+        {
+          "$ref": "#/components/errors/adminApprovalRequired"
+        },
+        {
+          "$ref": "#/components/errors/appNotTrusted"
+        },
+        {
+          "$ref": "#/components/errors/scopesNotGranted"
+        },
+        {
+          "$ref": "#/components/errors/organizationConsentMissing"
+        },
+        {
+          "$ref": "#/components/errors/reauthenticationRequired"
+        },
+        {
+          "$ref": "#/components/errors/certificateUntrusted"
+        },
+        {
+          "$ref": "#/components/errors/hostUnreachable"
+        },
+        {
+          "$ref": "#/components/errors/timeout"
+        },
+        {
+          "$ref": "#/components/errors/serverError"
+        },
+        {
+          "$ref": "#/components/errors/keyringUnavailable"
+        },
+        {
+          "$ref": "#/components/errors/keyringLocked"
+        },
+        {
+          "$ref": "#/components/errors/storageFailed"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "cancelSignIn",
+      "summary": "Cancel a sign-in: its listener closes and it fails with signInCancelled.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "signInId",
+          "required": true,
+          "description": "The id startSignIn returned.",
+          "schema": {
+            "type": "string",
+            "maxLength": 128
+          }
+        }
+      ],
+      "result": {
+        "name": "cancelResult",
+        "schema": {
+          "$ref": "#/components/schemas/CancelResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/signInNotFound"
+        },
+        {
+          "$ref": "#/components/errors/cancelled"
+        },
+        {
+          "$ref": "#/components/errors/serverShuttingDown"
+        },
+        {
+          "$ref": "#/components/errors/internalError"
+        }
+      ]
+    },
+    {
+      "name": "signOut",
+      "summary": "Remove a system's tokens (or the Exchange password) from the keyring and the profile.",
+      "paramStructure": "by-name",
+      "params": [
+        {
+          "name": "profileId",
+          "required": true,
+          "description": "The id createProfile returned (a lowercase UUID).",
+          "schema": {
+            "$ref": "#/components/schemas/ProfileId"
+          }
+        },
+        {
+          "name": "system",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "enum": [
+              "superOffice",
+              "microsoft365",
+              "exchange",
+              "google"
+            ]
+          }
+        }
+      ],
+      "result": {
+        "name": "signedOut",
+        "schema": {
+          "$ref": "#/components/schemas/SignOutResult"
+        }
+      },
+      "errors": [
+        {
+          "$ref": "#/components/errors/invalidParams"
+        },
+        {
+          "$ref": "#/components/errors/profileNotFound"
+        },
+        {
+          "$ref": "#/components/errors/keyringUnavailable"
+        },
+        {
+          "$ref": "#/components/errors/keyringLocked"
         },
         {
           "$ref": "#/components/errors/storageFailed"
@@ -1756,6 +2147,107 @@ extension OpenRPCDocument {
         "additionalProperties": false,
         "properties": {
           "trusted": {
+            "const": true
+          }
+        }
+      },
+      "SignInStarted": {
+        "type": "object",
+        "required": [
+          "signInId",
+          "flow",
+          "expiresAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "signInId": {
+            "type": "string"
+          },
+          "flow": {
+            "type": "string",
+            "enum": [
+              "browser",
+              "deviceCode"
+            ]
+          },
+          "authorizationUrl": {
+            "type": "string",
+            "description": "Open this in the system browser (browser flow)."
+          },
+          "redirectUri": {
+            "type": "string",
+            "description": "The loopback address the browser returns to: http://127.0.0.1:PORT (SuperOffice, Google) or http://localhost:PORT (Microsoft)."
+          },
+          "userCode": {
+            "type": "string",
+            "description": "Device code flow: the code the user types at verificationUri."
+          },
+          "verificationUri": {
+            "type": "string"
+          },
+          "expiresAt": {
+            "$ref": "#/components/schemas/Timestamp"
+          }
+        }
+      },
+      "SignInCompleted": {
+        "type": "object",
+        "required": [
+          "signInId",
+          "profileId",
+          "system",
+          "account"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "signInId": {
+            "type": "string"
+          },
+          "profileId": {
+            "$ref": "#/components/schemas/ProfileId"
+          },
+          "system": {
+            "type": "string",
+            "enum": [
+              "superOffice",
+              "microsoft365",
+              "google"
+            ]
+          },
+          "account": {
+            "type": "object",
+            "description": "SuperOffice: contextIdentifier, webApiUrl, netServerUrl, userName, email, isAdministrator, environment. Microsoft: tenantId, userPrincipalName, displayName. Google: email, domain."
+          }
+        }
+      },
+      "CancelResult": {
+        "type": "object",
+        "required": [
+          "cancelled"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "cancelled": {
+            "type": "boolean",
+            "description": "false when the sign-in had already finished; outcome then says how."
+          },
+          "outcome": {
+            "type": "string",
+            "enum": [
+              "completed",
+              "failed"
+            ]
+          }
+        }
+      },
+      "SignOutResult": {
+        "type": "object",
+        "required": [
+          "signedOut"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "signedOut": {
             "const": true
           }
         }

@@ -41,6 +41,9 @@ import WizardProtocol
         OverrideEndpoints.name: OverrideEndpoints.Params.parameterNames,
         TestConnection.name: TestConnection.Params.parameterNames,
         TrustCertificate.name: TrustCertificate.Params.parameterNames,
+        StartSignIn.name: StartSignIn.Params.parameterNames, AwaitSignIn.name: AwaitSignIn.Params.parameterNames,
+        CompleteSignIn.name: CompleteSignIn.Params.parameterNames, CancelSignIn.name: CancelSignIn.Params.parameterNames,
+        SignOut.name: SignOut.Params.parameterNames,
     ]
 
     @Test func documentAndServerListTheSameMethods() throws {

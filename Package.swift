@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "syncwizard", targets: ["syncwizard"]),
+        // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
+        .library(name: "SyncwizardParsing", targets: ["WizardProtocol", "JSONRPC", "XMLTree", "ExchangeConnector", "OAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -109,7 +109,7 @@ public struct EWSConnectionTest: Sendable {
         return try Self.interpretGetFolder(response, account: account)
     }
 
-    static func interpretGetFolder(_ response: HTTPResponse, account: ExchangeAccount) throws(RPCError) -> String {
+    public static func interpretGetFolder(_ response: HTTPResponse, account: ExchangeAccount) throws(RPCError) -> String {
         switch response.status {
         case 401:
             throw RPCError(.invalidCredentials, "Exchange did not accept the user name and password.", hint: ExchangeHints.userNameForms,

@@ -1,14 +1,14 @@
 import XMLTree
 
 /// What one Autodiscover POX answer says.
-enum POXAnswer: Equatable {
+public enum POXAnswer: Equatable, Sendable {
     case settings(ewsUrl: String, oabUrl: String?)
     case redirectAddr(String)
     case redirectUrl(String)
     case error(code: String, message: String)
 }
 
-enum POX {
+public enum POX {
     static let requestNamespace = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
     static let responseSchema = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
 
@@ -24,11 +24,11 @@ enum POX {
             """.utf8)
     }
 
-    enum ParseFailure: Error, Equatable { case invalidXML(String), unexpected(String) }
+    public enum ParseFailure: Error, Equatable { case invalidXML(String), unexpected(String) }
 
     /// Reads the Outlook response schema. Prefers EXPR (how a client outside the LAN reaches
     /// Exchange) over EXCH, and EwsUrl over ASUrl; ignores URLs that are not https.
-    static func parse(_ body: [UInt8]) -> Result<POXAnswer, ParseFailure> {
+    public static func parse(_ body: [UInt8]) -> Result<POXAnswer, ParseFailure> {
         let root: XMLElement
         do {
             root = try XMLTreeParser.parse(body)

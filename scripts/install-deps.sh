@@ -10,7 +10,7 @@ packages="libsecret-1-dev libcurl4-openssl-dev gnome-keyring libsecret-tools dbu
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages python3 util-linux procps libssl-dev"
-    python_packages="jsonschema referencing jsonschema_specifications trustme"
+    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography"
 fi
 
 missing=""

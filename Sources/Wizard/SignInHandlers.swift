@@ -148,8 +148,16 @@ extension WizardService {
             progress("testConnection", "Calling the SuperOffice API as the signed-in user.", 50)
             watch = Stopwatch()
             do {
-                let token = try await superOfficeAccessToken(profileId: profile.id, superOffice: superOffice, http: http)
-                let message = try await SuperOffice.currentPrincipal(apiBase: apiBase, accessToken: token, http: http)
+                var token = try await superOfficeAccessToken(profileId: profile.id, superOffice: superOffice, http: http)
+                let message: String
+                do {
+                    message = try await SuperOffice.currentPrincipal(apiBase: apiBase, accessToken: token, http: http)
+                } catch where error.kind == .reauthenticationRequired {
+                    // The cached token may have been revoked or expired early: refresh once and retry.
+                    await accessTokens.forget(.init(profile: profile.id, system: .superOffice))
+                    token = try await superOfficeAccessToken(profileId: profile.id, superOffice: superOffice, http: http)
+                    message = try await SuperOffice.currentPrincipal(apiBase: apiBase, accessToken: token, http: http)
+                }
                 checks.append(ConnectionCheck(name: "currentPrincipal", ok: true, durationMs: watch.elapsedMs, message: message))
             } catch {
                 checks.append(ConnectionCheck(name: "currentPrincipal", ok: false, durationMs: watch.elapsedMs, message: error.message))

@@ -301,6 +301,10 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         # never blocks the accept loop.
         with self.conn_lock:
             conn_id = next(self.conn_ids)
+        try:  # answers go out as headers + body writes: without this, Nagle adds 40 ms per leg
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         state = self.app.thread_state
         state.conn_id = conn_id
         state.sni = None

@@ -93,9 +93,12 @@ public final class JSONRPCServer: Sendable {
         for hook in closeHooks.withLock({ $0 }) { hook() }
         inFlight.cancelAll()
         if !inFlight.waitUntilEmpty(seconds: configuration.drainSeconds) {
+            logger.warning("Some requests did not end within \(configuration.drainSeconds) s of being cancelled; answering them as cancelled.")
             for entry in inFlight.abandonAll() {
                 entry.sink.deliver(ResponseEncoder.error(id: entry.id, .cancelled))
             }
+            // Replies being handed over right now (claimed before the abandon) still land.
+            _ = inFlight.waitUntilEmpty(seconds: 1)
         }
         output.flush()
     }

@@ -166,6 +166,17 @@ class Config:
                 fail("%s[%r]: behaviour must be one of %s" % (label, name, sorted(BEHAVIOURS)))
             if spec.get("auth", "ntlm") not in ("ntlm", "basic", "none"):
                 fail("%s[%r]: auth must be ntlm, basic or none" % (label, name))
+            where = "%s[%r]" % (label, name)
+            if "autodiscover" in spec:
+                check_autodiscover(spec["autodiscover"], where + ".autodiscover")
+            if "ews" in spec:
+                ews = spec["ews"]
+                if not isinstance(ews, dict):
+                    fail(where + ".ews must be an object")
+                for result in [ews.get("result", "success")] + list((ews.get("byMailbox") or {}).values()):
+                    check_ews_result(result, where + ".ews")
+            if "oab" in spec and not (isinstance(spec["oab"], dict) and spec["oab"].get("path")):
+                fail(where + ".oab needs a path, e.g. /OAB/abc/oab.xml")
             out[norm(name)] = spec
         return out
 
@@ -176,6 +187,28 @@ class Config:
             if isinstance(records, list):
                 names |= {norm(r.get("target", "")) for r in records}
         return names
+
+
+def check_autodiscover(config, where):
+    if not isinstance(config, dict):
+        fail(where + " must be an object")
+    for address, answer in [(None, config)] + list((config.get("byAddress") or {}).items()):
+        at = where if address is None else "%s.byAddress[%r]" % (where, address)
+        action = answer.get("action", "settings") if isinstance(answer, dict) else None
+        required = {"settings": None, "redirectAddr": "redirectAddr", "redirectUrl": "redirectUrl", "error": None}
+        if action not in required:
+            fail(at + ": action must be settings, redirectAddr, redirectUrl or error")
+        if required[action] and not answer.get(required[action]):
+            fail("%s: action %s needs %r" % (at, action, required[action]))
+
+
+def check_ews_result(result, where):
+    ok = isinstance(result, str) and (
+        result == "success" or result.startswith("Error")
+        or (result.startswith("soapFault:") and len(result) > 10)
+        or (result.startswith("status:") and result[7:].isdigit()))
+    if not ok:
+        fail("%s: result %r is not success, Error…, soapFault:Error… or status:NNN" % (where, result))
 
 
 def norm(name):

@@ -114,6 +114,29 @@ expect "NTLM UPN (':alice@contoso.test:…' line) -> 200" "200 0" "$(c --ntlm -u
 expect "no credentials -> 401" "401 0" "$(c -d @"$here/getfolder.xml" $EWS)"
 contains "challenge offers Negotiate" "$dir/headers" "WWW-Authenticate: Negotiate"
 contains "challenge offers NTLM" "$dir/headers" "WWW-Authenticate: NTLM"
+expect "curl --anyauth picks Negotiate (no Kerberos) -> 401" "401 0" "$(c --anyauth -u "$GOOD" -d @"$here/getfolder.xml" $EWS)"
+out=$(python3 - "$CA" "$HTTPS" "$here/getfolder.xml" 2>&1 <<'EOF'
+# Negotiate (SPNEGO-wrapped NTLM, as Windows clients send it) through pyspnego's initiator.
+import base64, http.client, socket, ssl, sys
+import spnego
+ca, port, body = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
+conn = http.client.HTTPSConnection("mail.contoso.test", 443, context=ssl.create_default_context(cafile=ca))
+conn._create_connection = lambda *a, **k: socket.create_connection(("127.0.0.1", port))
+client = spnego.client("CONTOSO\\alice", "Passw0rd!", hostname="mail.contoso.test", service="HTTP", protocol="negotiate")
+token = client.step()
+while True:
+    conn.request("POST", "/EWS/Exchange.asmx", body=body, headers={
+        "Authorization": "Negotiate " + base64.b64encode(token).decode(), "Content-Type": "text/xml"})
+    reply = conn.getresponse()
+    reply.read()
+    challenge = reply.getheader("WWW-Authenticate") or ""
+    if reply.status != 401 or not challenge.startswith("Negotiate "):
+        break
+    token = client.step(base64.b64decode(challenge.split(" ", 1)[1]))
+print(("ok    " if reply.status == 200 else "FAIL  ") + "Negotiate (SPNEGO/NTLM) -> %d" % reply.status)
+EOF
+)
+tally "$out"
 expect "Basic on an NTLM host -> 401" "401 0" "$(c --basic -u "$GOOD" -d @"$here/getfolder.xml" $EWS)"
 # 30 parallel NTLM handshakes, each on its own connection
 export CA HTTPS GOOD here

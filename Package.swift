@@ -37,7 +37,7 @@ let package = Package(
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through swift-crypto).
         .target(name: "OAuth", dependencies: [
-            "HTTP", "ConnectorCore", "WizardProtocol", "Threading",
+            "HTTP", "ConnectorCore", "WizardProtocol", "Threading", "XMLTree",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Threading
+import XMLTree
 import WizardProtocol
 
 /// How one provider signs a profile in: where to send the browser and what to do with the answer.
@@ -321,25 +322,10 @@ public enum SignInPage {
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-            <title>\(escape(title)) – syncwizard</title>
+            <title>\(xmlEscaped(title)) – syncwizard</title>
             <style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#1f2328}
             h1{color:\(color);font-size:1.5em}</style></head>
-            <body><h1>\(escape(title))</h1><p>\(escape(message))</p></body></html>
+            <body><h1>\(xmlEscaped(title))</h1><p>\(xmlEscaped(message))</p></body></html>
             """
-    }
-
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }

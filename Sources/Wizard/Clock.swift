@@ -13,32 +13,27 @@ enum Clock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// RFC 3339 UTC for a moment given in seconds since 1970.
+    /// RFC 3339 UTC for a moment given in seconds since 1970, e.g. 2026-11-25T09:30:00Z.
     @Sendable static func iso8601(_ seconds: Double) -> String {
-        var whole = Int(seconds)
+        format(seconds, milliseconds: false)
+    }
+
+    /// Now, in RFC 3339 UTC with milliseconds, e.g. 2026-11-25T09:30:00.123Z.
+    static func nowISO8601() -> String {
+        format(now(), milliseconds: true)
+    }
+
+    static func format(_ seconds: Double, milliseconds: Bool) -> String {
+        var whole = Int(seconds.rounded(.down))
         var parts = tm()
         gmtime_r(&whole, &parts)
         func pad(_ n: Int32, _ width: Int) -> String {
             let s = String(n)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
+        let fraction = milliseconds ? "." + pad(Int32((seconds - Double(whole)) * 1000), 3) : ""
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
-    }
-
-    /// RFC 3339 UTC with milliseconds, e.g. 2026-11-25T09:30:00.123Z.
-    static func nowISO8601() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        var seconds = ts.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))\(fraction)Z"
     }
 }
 

@@ -1,7 +1,7 @@
 # Two commands for a fresh Debian 12 machine:
 #   make run    install what is missing, build, serve JSON-RPC on stdin/stdout
 #   make test   install what the tests need and run every test
-.PHONY: run test build clean
+.PHONY: run test build clean bench bench-quick fuzz
 
 run:
 	@scripts/run.sh $(ARGS)
@@ -16,3 +16,10 @@ build:
 
 clean:
 	swift package clean
+
+# Benchmarks against peers in one run (BENCHMARKS.md); --quick is the CI variant.
+bench: build
+	Benchmarks/run.sh
+
+bench-quick: build
+	Benchmarks/run.sh --quick

@@ -9,8 +9,8 @@ exec 1>&2
 packages="libsecret-1-dev libcurl4-openssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages python3 util-linux procps libssl-dev"
-    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography"
+    packages="$packages python3 util-linux procps libssl-dev curl iproute2"
+    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego"
 fi
 
 missing=""
@@ -26,7 +26,10 @@ if [ -n "$missing" ]; then
 fi
 
 if [ -n "$python_packages" ]; then
-    for p in $python_packages; do
-        python3 -c "import $p" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "$p"
+    # Entries are PACKAGE or PACKAGE:IMPORT_NAME (pyspnego imports as spnego).
+    for entry in $python_packages; do
+        package=${entry%%:*}
+        module=${entry#*:}
+        python3 -c "import $module" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "$package"
     done
 fi

@@ -160,17 +160,18 @@ import WizardProtocol
         let id = try #require(try await server.call("createProfile", ["name": "Busy"])["id"])
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [server.configDirectory + "/.lock", "sleep", "5"]
+        holder.arguments = ["--no-fork", server.configDirectory + "/.lock", "sleep", "60"]  // no fork: terminating it frees the lock
         try holder.run()
-        defer { holder.terminate() }
-        usleep(200_000)
+        // SIGKILL: the child may inherit a blocked SIGTERM from the test process.
+        defer { kill(holder.processIdentifier, SIGKILL) }
+        try await ProfileStoreLock.waitUntilLocked(server.configDirectory + "/.lock")
         server.request("selectCalendarSystem", ["profileId": id, "system": "google"], id: "waiting")
         // A cheap request is not held up by the one waiting for the lock.
         #expect(try await server.call("ping", timeout: 2) == [:])
         server.notify("$/cancelRequest", ["id": "waiting"])
         let reply = try await server.response(to: "waiting", timeout: 2)
         #expect(reply["error"]?["code"] == -32800)
-        holder.terminate()
+        kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         #expect(try await server.call("getProfile", ["profileId": id])["calendar"]?["system"] == .null)
     }

@@ -66,16 +66,8 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         process.standardError = stderrPipe
         let output = OutputCollector()
         self.output = output
-        stdoutPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            output.append(stdout: data)
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil }
-            output.append(stderr: data)
-        }
+        PipeDrain.start(stdoutPipe.fileHandleForReading) { output.append(stdout: $0) }
+        PipeDrain.start(stderrPipe.fileHandleForReading) { output.append(stderr: $0) }
         let process = self.process
         // Stops what was started and removes the directory: deinit does not run when init throws.
         func failure(_ message: String) -> FakeExchangeError {
@@ -90,6 +82,7 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         case .line(let bytes):
             line = bytes
         case .closed:
+            output.waitForStderrEnd(timeout: 2)  // the process is exiting: collect all it said
             let stderr = output.stderrText
             let hint = stderr.contains("ModuleNotFoundError") ? " (needs: pip install trustme pyspnego)" : ""
             throw failure("fake_exchange.py exited before it was ready\(hint); stderr: \(stderr)")
@@ -240,6 +233,7 @@ private final class OutputCollector: @unchecked Sendable {  // @unchecked: every
     private var stdout: [UInt8] = []
     private var stdoutClosed = false
     private var stderr: [UInt8] = []
+    private var stderrClosed = false
     private var stopped = false
 
     func append(stdout data: Data) {
@@ -251,8 +245,17 @@ private final class OutputCollector: @unchecked Sendable {  // @unchecked: every
 
     func append(stderr data: Data) {
         condition.lock()
+        if data.isEmpty { stderrClosed = true }
         stderr.append(contentsOf: data.prefix(max(0, (1 << 20) - stderr.count)))
+        condition.broadcast()
         condition.unlock()
+    }
+
+    func waitForStderrEnd(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !stderrClosed && condition.wait(until: deadline) {}
     }
 
     func waitForReadyLine(timeout: Double) -> ReadyResult {

@@ -59,11 +59,7 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         process.standardOutput = stdoutPipe
         process.standardError = FileHandle(forWritingAtPath: stderrFile)
         let reader = LineReader()
-        stdoutPipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            reader.append(chunk)
-            if chunk.isEmpty { handle.readabilityHandler = nil }
-        }
+        PipeDrain.start(stdoutPipe.fileHandleForReading) { reader.append($0) }
         try process.run()
 
         func failure(_ what: String) -> FakeIdentityProviderError {

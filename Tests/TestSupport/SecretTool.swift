@@ -32,3 +32,20 @@ public enum SecretTool {
         precondition(result.status == 0, "secret-tool store failed")
     }
 }
+
+/// Another process holding the profile directory's lock, for tests of waiting and cancelling.
+public enum ProfileStoreLock {
+    /// Polls with `flock -n` until another process holds the lock.
+    public static func waitUntilLocked(_ path: String) async throws {
+        for _ in 0..<500 {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+            probe.arguments = ["-n", path, "true"]
+            try probe.run()
+            probe.waitUntilExit()
+            if probe.terminationStatus != 0 { return }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        throw TestTimeout(description: "nobody took the lock \(path)")
+    }
+}

@@ -62,16 +62,12 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
-        stdoutPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.received(stdout: data)
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
+        try process.run()
+        PipeDrain.start(stdoutPipe.fileHandleForReading) { [weak self] data in self?.received(stdout: data) }
+        PipeDrain.start(stderrPipe.fileHandleForReading) { [weak self] data in
             guard let self, !data.isEmpty else { return }
             self.lock.lock(); self.rawStderr.append(contentsOf: data); self.lock.unlock()
         }
-        try process.run()
     }
 
     deinit {
@@ -84,7 +80,6 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
         if data.isEmpty {
             stdoutClosed = true
             for event in parser.finish() { record(event) }
-            stdoutPipe.fileHandleForReading.readabilityHandler = nil
             return
         }
         rawStdout.append(contentsOf: data)

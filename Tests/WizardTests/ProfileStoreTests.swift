@@ -57,18 +57,19 @@ import WizardProtocol
     @Test func aCancelledChangeWaitingForTheLockNeverWrites() async throws {
         let store = ProfileStore(directory: directory)
         let p = try await store.create(name: "Locked")
-        // Another process holds the directory lock.
+        // Another process holds the directory lock (long enough for a slow machine; ended below).
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [directory + "/.lock", "sleep", "3"]
+        holder.arguments = ["--no-fork", directory + "/.lock", "sleep", "60"]  // no fork: terminating it frees the lock
         try holder.run()
-        defer { holder.terminate() }
-        try await Task.sleep(nanoseconds: 200_000_000)
+        // SIGKILL: the child may inherit a blocked SIGTERM from the test process.
+        defer { kill(holder.processIdentifier, SIGKILL) }
+        try await ProfileStoreLock.waitUntilLocked(directory + "/.lock")
         let change = Task { try await store.update(p.id) { $0.name = "Changed" } }
         try await Task.sleep(nanoseconds: 100_000_000)
         change.cancel()
         await #expect(throws: RPCError.cancelled) { try await change.value }
-        holder.terminate()
+        kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
         #expect(try await store.get(p.id).name == "Locked")
     }

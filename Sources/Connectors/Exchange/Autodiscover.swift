@@ -241,12 +241,12 @@ final class AutodiscoverRun: Sendable {
         var headers = HTTPHeaders()
         headers.add("Content-Type", "text/xml; charset=utf-8")
         let request = HTTPRequest(method: "POST", url: url, headers: headers, body: POX.requestBody(email: email),
-                                  timeoutSeconds: timeout, maxResponseBytes: 1 << 20, authentication: account.ntlm,
+                                  timeoutSeconds: timeout, maxResponseBytes: 1 << 20,
                                   pinnedCertificateSHA256: settings.pins(host))
         let watch = Stopwatch()
         let response: HTTPResponse
         do {
-            response = try await settings.client.send(request)
+            response = try await ExchangeAuthentication.send(request, account: account, client: settings.client)
         } catch {
             let detail = error == .cancelled ? "abandoned: a higher-priority candidate answered" : error.description
             record(url: url, method: "POST", outcome: error.outcome, detail: detail, durationMs: watch.elapsedMs)

@@ -74,26 +74,12 @@ public struct EWSConnectionTest: Sendable {
             """.utf8)
     }
 
-    /// NTLM first; when the server's 401 offers Basic but not NTLM, Basic over the same
-    /// verified https. Never Negotiate blindly: without a Kerberos ticket it fails and libcurl
-    /// does not fall back.
     func send(_ request: HTTPRequest, account: ExchangeAccount) async throws(RPCError) -> HTTPResponse {
-        var request = request
-        request.authentication = account.ntlm
-        var response: HTTPResponse
         do {
-            response = try await client.send(request)
-            if response.status == 401 {
-                let offered = response.headers.values(for: "WWW-Authenticate").map { $0.lowercased() }
-                if !offered.contains(where: { $0.hasPrefix("ntlm") }), offered.contains(where: { $0.hasPrefix("basic") }) {
-                    request.authentication = account.basic
-                    response = try await client.send(request)
-                }
-            }
+            return try await ExchangeAuthentication.send(request, account: account, client: client)
         } catch {
             throw error.rpcError
         }
-        return response
     }
 
     func getCalendarFolder(account: ExchangeAccount, ewsUrl: String) async throws(RPCError) -> String {
@@ -123,18 +109,13 @@ public struct EWSConnectionTest: Sendable {
         default:
             break
         }
-        let envelope: XMLElement
-        do {
-            envelope = try XMLTreeParser.parse(response.body)
-        } catch {
+        // Anything but a SOAP envelope: a server failure (5xx) or a URL that is not EWS.
+        guard let envelope = try? XMLTreeParser.parse(response.body), envelope.name == "Envelope", let body = envelope.child("Body") else {
             if response.status >= 500 {
                 throw RPCError(.serverError, "Exchange answered with HTTP \(response.status).", details: ["status": .int(response.status), "responseCode": .null])
             }
             throw RPCError(.endpointInvalid, "The EWS URL answers with something that is not a SOAP message.",
                            hint: "It usually ends in /EWS/Exchange.asmx.", details: ["field": "ewsUrl", "status": .int(response.status)])
-        }
-        guard envelope.name == "Envelope", let body = envelope.child("Body") else {
-            throw RPCError(.endpointInvalid, "The EWS URL answers with XML that is not a SOAP envelope.", details: ["field": "ewsUrl"])
         }
         if let fault = body.child("Fault") {
             let code = fault.first("ResponseCode")?.text ?? fault.child("faultcode")?.text ?? "SOAP fault"

@@ -283,9 +283,10 @@ def stall_until_peer_closes(sock, limit=3600):
     """Blocks (inside the TLS handshake) until the client gives up and closes the connection."""
     deadline = time.monotonic() + limit
     fd = sock.fileno()
+    poller = select.poll()  # not select(): descriptors may exceed FD_SETSIZE under load
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     while time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], 0.5)
-        if not readable:
+        if not poller.poll(500):
             continue
         peek = socket.socket(fileno=os.dup(fd))
         try:

@@ -49,8 +49,12 @@ let package = Package(
                 path: "Sources/Connectors/Exchange"),
         .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
                 path: "Sources/Connectors/SuperOffice"),
+        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+                path: "Sources/Connectors/Microsoft365"),
+        .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+                path: "Sources/Connectors/Google"),
         .target(name: "Wizard", dependencies: [
-            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "OAuth", "HTTP", "DNS",
+            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "DNS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "syncwizard", dependencies: [

@@ -1,0 +1,4 @@
+import ConnectorCore
+import HTTP
+import OAuth
+import WizardProtocol

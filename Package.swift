@@ -49,7 +49,7 @@ let package = Package(
                 path: "Sources/Connectors/Exchange"),
         .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
                 path: "Sources/Connectors/SuperOffice"),
-        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol", "ExchangeConnector"],
                 path: "Sources/Connectors/Microsoft365"),
         .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
                 path: "Sources/Connectors/Google"),

@@ -91,6 +91,8 @@ public actor SignInManager {
         let redirectURI: String
         let expiresAt: String
         let listener: MutexBox<LoopbackListener?> = MutexBox(nil)
+        /// Device code flow: the polling task (no listener).
+        let poller: MutexBox<Task<Void, Never>?> = MutexBox(nil)
 
         init(id: String, plan: SignInPlan, redirectURI: String, expiresAt: String) {
             self.id = id
@@ -159,6 +161,39 @@ public actor SignInManager {
         return SignInStarted(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
     }
 
+    /// The device code flow (RFC 8628): nothing listens; `poll` asks the token endpoint until the
+    /// user has entered the code (or declined, or it expired) and returns the account.
+    public func startDeviceCode(profileId: String, system: SignInSystem, userCode: String, verificationUri: String,
+                                expiresIn: Double, message: String?, isoDate: @Sendable (Double) -> String, now: Double,
+                                poll: @escaping @Sendable () async throws(RPCError) -> JSONObject) -> JSONValue {
+        let id = RandomToken.make(bytes: 12)
+        let plan = SignInPlan(profileId: profileId, system: system, authorizeEndpoint: "", parameters: [], usesPKCE: false,
+                              usesNonce: false, timeoutSeconds: expiresIn, finish: { _ throws(RPCError) in [:] })
+        let session = Session(id: id, plan: plan, redirectURI: "", expiresAt: isoDate(now + expiresIn))
+        sessions[id] = session
+        statuses[id] = .waiting
+        let task = Task { [weak self] in
+            let result: Result<JSONValue, RPCError>
+            do throws(RPCError) {
+                let account = try await poll()
+                result = .success(["signInId": .string(id), "profileId": .string(profileId), "system": .string(system.rawValue), "account": .object(account)])
+            } catch {
+                result = .failure(error)
+            }
+            await self?.settle(id, result)
+        }
+        session.poller.withLock { $0 = task }
+        var started: JSONObject = ["signInId": .string(id), "flow": "deviceCode", "userCode": .string(userCode),
+                                   "verificationUri": .string(verificationUri), "expiresAt": .string(session.expiresAt)]
+        if let message { started["message"] = .string(message) }
+        return .object(started)
+    }
+
+    func settle(_ id: String, _ result: Result<JSONValue, RPCError>) {
+        guard let session = sessions[id], case .waiting? = statuses[id] else { return }
+        finish(session, result)
+    }
+
     func expire(_ id: String) {
         guard let session = sessions[id], case .waiting? = statuses[id] else { return }
         finish(session, .failure(RPCError(.signInTimedOut, "Nobody completed the sign-in within \(Int(session.plan.timeoutSeconds / 60)) minutes.",
@@ -217,6 +252,7 @@ public actor SignInManager {
     private func finish(_ session: Session, _ result: Result<JSONValue, RPCError>) {
         statuses[session.id] = .done(result)
         session.listener.withLock { $0?.close(); $0 = nil }
+        session.poller.withLock { $0?.cancel(); $0 = nil }
         for waiter in (waiters.removeValue(forKey: session.id) ?? [:]).values { waiter.resume(returning: result) }
         switch result {
         case .success(let payload):

@@ -27,10 +27,12 @@ extension WizardService {
         case .exchange:
             let (checks, error) = await testExchange(profile, progress: progress)
             return SystemTestResult(side: .calendar, system: system.rawValue, checks: checks, error: error)
-        case .microsoft365, .google:
-            return SystemTestResult(side: .calendar, system: system.rawValue, checks: [],
-                                    error: RPCError(.notSignedIn, "\(WizardStateEvaluator.displayName(system)) is not signed in yet.",
-                                                    hint: "Sign in first."))
+        case .microsoft365:
+            let (checks, error) = await testMicrosoft365(profile, progress: progress)
+            return SystemTestResult(side: .calendar, system: system.rawValue, checks: checks, error: error)
+        case .google:
+            let (checks, error) = await testGoogle(profile, progress: progress)
+            return SystemTestResult(side: .calendar, system: system.rawValue, checks: checks, error: error)
         }
     }
 

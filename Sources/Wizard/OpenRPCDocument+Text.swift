@@ -811,7 +811,7 @@ extension OpenRPCDocument {
     {
       "name": "testConnection",
       "summary": "Test SuperOffice, the calendar system, or both at once.",
-      "description": "Each side reports its checks with durations. SuperOffice: the State API (tenantNotRunning when the tenant is not running), then GET {api}v1/User/currentPrincipal with the bearer token (refreshed from the keyring's refresh token when needed; a rotated refresh token is stored; invalid_grant gives reauthenticationRequired). Exchange: an EWS GetFolder of the calendar with the stored credentials (RequestServerVersion; with impersonateMailbox, ExchangeImpersonation and X-AnchorMailbox), then GET OABURL/oab.xml when an OAB URL is set. A side that fails carries error (its kind: invalidCredentials, mailboxNotFound, impersonationDenied, accessDenied, serverError, timeout, hostUnreachable, certificateUntrusted, endpointInvalid, notSignedIn, systemNotSelected, keyringLocked, ...); the call itself succeeds. Outcomes are kept in the profile for getWizardState and nextStep (a test of credentials changed meanwhile does not count). Progress notifications (stage testConnection) while it runs.",
+      "description": "Each side reports its checks with durations. SuperOffice: the State API (tenantNotRunning when the tenant is not running), then GET {api}v1/User/currentPrincipal with the bearer token (refreshed from the keyring's refresh token when needed; a rotated refresh token is stored; invalid_grant gives reauthenticationRequired). Exchange: an EWS GetFolder of the calendar with the stored credentials (RequestServerVersion; with impersonateMailbox, ExchangeImpersonation and X-AnchorMailbox), then GET OABURL/oab.xml when an OAB URL is set. A side that fails carries error (its kind: invalidCredentials, mailboxNotFound, impersonationDenied, accessDenied, serverError, timeout, hostUnreachable, certificateUntrusted, endpointInvalid, notSignedIn, systemNotSelected, keyringLocked, ...); the call itself succeeds. Outcomes are kept in the profile for getWizardState and nextStep (a test of credentials changed meanwhile does not count). Progress notifications (stage testConnection) while it runs. Microsoft 365 (Graph by default): graphDirectory (first page of users), graphCalendar (/me/calendar), organizationConsent (the app's service principal has an AllPrincipals oauth2PermissionGrant covering the needed scopes: organizationConsentMissing when the admin consented for themselves only; scopesNotGranted when scopes are missing), and ewsCalendar (EWS GetFolder with a bearer token and X-AnchorMailbox) only when an EWS URL was set with overrideEndpoints (Autodiscover v2's answer is kept in the profile as discoveredEwsUrl). Google: directoryUsers (users.list customer=my_customer, first page; insufficientPrivileges for a non-administrator) and primaryCalendar.",
       "paramStructure": "by-name",
       "params": [
         {
@@ -925,7 +925,7 @@ extension OpenRPCDocument {
     {
       "name": "startSignIn",
       "summary": "Start \"Sign in with …\": returns the URL to open in the system browser.",
-      "description": "Browser flow (RFC 8252): a one-shot listener on 127.0.0.1 with an ephemeral port, PKCE S256, state and nonce. Open authorizationUrl in the system browser; the provider sends the browser back to redirectUri, where the code is exchanged over https, the id_token is checked (RS256 against the provider's keys, iss, aud, exp/nbf, nonce) and the refresh token is stored in the keyring (system <system>, kind refreshToken). The browser sees a small page saying what happened. The outcome arrives as signInCompleted or signInFailed, and through awaitSignIn / completeSignIn. The sign-in fails with signInTimedOut after --sign-in-timeout (default 600 s). SuperOffice: client id from setProviderSettings (environment sod, stage or online), scope openid, redirect http://127.0.0.1:PORT. deviceCode is refused for SuperOffice (not offered) and Google (its device flow does not allow the needed scopes) with invalidParams.",
+      "description": "Browser flow (RFC 8252): a one-shot listener on 127.0.0.1 with an ephemeral port, PKCE S256, state and nonce. Open authorizationUrl in the system browser; the provider sends the browser back to redirectUri, where the code is exchanged over https, the id_token is checked (RS256 against the provider's keys, iss, aud, exp/nbf, nonce) and the refresh token is stored in the keyring (system <system>, kind refreshToken). The browser sees a small page saying what happened. The outcome arrives as signInCompleted or signInFailed, and through awaitSignIn / completeSignIn. The sign-in fails with signInTimedOut after --sign-in-timeout (default 600 s). SuperOffice: client id from setProviderSettings (environment sod, stage or online), scope openid, redirect http://127.0.0.1:PORT. deviceCode is refused for SuperOffice (not offered) and Google (its device flow does not allow the needed scopes) with invalidParams. Microsoft 365: authorization at login.microsoftonline.com/TENANT/oauth2/v2.0 (TENANT from setProviderSettings, default organizations) with PKCE, redirect http://localhost:PORT, scopes openid profile offline_access and Graph User.Read.All and Calendars.ReadWrite, prompt=consent so a Global Administrator can consent for the organization; the id_token's issuer must name its tid. adminConsent: true opens /TENANT/v2.0/adminconsent (application permissions, .default) and then proves the consent with a client-credentials token — it needs the app's client secret (providerNotConfigured otherwise) and a tenant other than common. flow deviceCode (Microsoft only): the result carries userCode, verificationUri and message; polling honours authorization_pending and slow_down, and ends with consentDenied (authorization_declined) or signInTimedOut (expired_token). AADSTS90094, 90093, 90095, 65001 and 900941 give adminApprovalRequired (data.aadsts, a hint naming the Global Administrator and the \"Consent on behalf of your organization\" checkbox); access_denied and AADSTS65004 give consentDenied; AADSTS50076/50079 mfaRequired; AADSTS53003 conditionalAccessBlocked; missing granted Graph scopes give scopesNotGranted. Google: accounts.google.com/o/oauth2/v2/auth with PKCE, redirect http://127.0.0.1:PORT, scopes openid email profile admin.directory.user.readonly calendar, access_type=offline, prompt=consent, hd from loginHint's domain; admin_policy_enforced gives appNotTrusted (hint: Admin console → Security → Access and data control → API controls → Manage Third-Party App Access → set the client ID to Trusted); unticked permissions give scopesNotGranted with data.missingScopes and the \"Select all\" hint. The calendar system must be selected first (systemNotSelected).",
       "paramStructure": "by-name",
       "params": [
         {
@@ -993,6 +993,9 @@ extension OpenRPCDocument {
           "$ref": "#/components/errors/profileNotFound"
         },
         {
+          "$ref": "#/components/errors/systemNotSelected"
+        },
+        {
           "$ref": "#/components/errors/providerNotConfigured"
         },
         {
@@ -1051,6 +1054,12 @@ extension OpenRPCDocument {
         },
         {
           "$ref": "#/components/errors/signInNotFound"
+        },
+        {
+          "$ref": "#/components/errors/mfaRequired"
+        },
+        {
+          "$ref": "#/components/errors/conditionalAccessBlocked"
         },
         {
           "$ref": "#/components/errors/consentDenied"
@@ -1151,6 +1160,12 @@ extension OpenRPCDocument {
         },
         {
           "$ref": "#/components/errors/signInNotFound"
+        },
+        {
+          "$ref": "#/components/errors/mfaRequired"
+        },
+        {
+          "$ref": "#/components/errors/conditionalAccessBlocked"
         },
         {
           "$ref": "#/components/errors/consentDenied"
@@ -2187,6 +2202,10 @@ extension OpenRPCDocument {
           },
           "expiresAt": {
             "$ref": "#/components/schemas/Timestamp"
+          },
+          "message": {
+            "type": "string",
+            "description": "Device code flow: Microsoft's instruction text for the user."
           }
         }
       },
@@ -2594,6 +2613,24 @@ extension OpenRPCDocument {
           "kind": "notSignedIn",
           "hint": "Sign in first."
         }
+      },
+      "mfaRequired": {
+        "code": -32034,
+        "message": "Microsoft requires multi-factor authentication the sign-in could not complete (AADSTS50076, 50079).",
+        "data": {
+          "kind": "mfaRequired",
+          "aadsts": 50076,
+          "hint": "Complete the MFA prompt, or ask the administrator about the MFA policy for this app."
+        }
+      },
+      "conditionalAccessBlocked": {
+        "code": -32035,
+        "message": "A Microsoft Entra Conditional Access policy blocked the sign-in (AADSTS53003).",
+        "data": {
+          "kind": "conditionalAccessBlocked",
+          "aadsts": 53003,
+          "hint": "Ask the administrator to allow the app in Conditional Access."
+        }
       }
     }
   },
@@ -2844,6 +2881,14 @@ extension OpenRPCDocument {
     {
       "kind": "notSignedIn",
       "code": -32033
+    },
+    {
+      "kind": "mfaRequired",
+      "code": -32034
+    },
+    {
+      "kind": "conditionalAccessBlocked",
+      "code": -32035
     },
     {
       "kind": "invalidCredentials",

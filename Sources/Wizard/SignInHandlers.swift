@@ -26,7 +26,7 @@ extension WizardService {
             let plan = try await superOfficePlan(params)
             return try await signIns.start(plan, now: Clock.now(), isoDate: Clock.iso8601).json
         case .microsoft365, .google:
-            throw .invalidParams(field: "system", "Sign-in with \(SignInPage.displayName(params.system)) is not available in this build yet.")
+            return try await startCalendarSignIn(params)
         }
     }
 
@@ -169,28 +169,41 @@ extension WizardService {
         }
     }
 
-    /// The cached access token, or a new one from the refresh token; a rotated refresh token is
-    /// stored before it is used.
     func superOfficeAccessToken(profileId: String, superOffice: SuperOffice, http: HTTPClient) async throws(RPCError) -> String {
-        try await accessTokens.token(.init(profile: profileId, system: .superOffice), now: Clock.now()) { [self] () throws(RPCError) -> TokenResponse in
-            let key = SecretKey(profile: profileId, system: .superOffice, kind: .refreshToken)
+        try await accessToken(profileId: profileId, system: .superOffice, tokenEndpoint: superOffice.tokenEndpoint, http: http) { response in
+            response.error == "invalid_grant"
+                ? RPCError(.reauthenticationRequired, "SuperOffice no longer accepts the sign-in (\(response.description ?? "invalid_grant")).",
+                           hint: "Sign in with SuperOffice again.", details: ["error": "invalid_grant"])
+                : OAuthErrors.standard(response)
+        }
+    }
+
+    /// The cached access token, or a new one from the refresh token in the keyring; a rotated
+    /// refresh token is stored before it is used, and kept when the answer carries none.
+    func accessToken(profileId: String, system: SignInSystem, tokenEndpoint: String, http: HTTPClient, extraForm: [(String, String)] = [],
+                     cache: Bool = true, mapError: @escaping @Sendable (OAuthErrorResponse) -> RPCError) async throws(RPCError) -> String {
+        let refresh: @Sendable () async throws(RPCError) -> TokenResponse = { [self] () throws(RPCError) -> TokenResponse in
+            let keyringSystem: KeyringSystem = switch system {
+            case .superOffice: .superOffice
+            case .microsoft365: .microsoft365
+            case .google: .google
+            }
+            let key = SecretKey(profile: profileId, system: keyringSystem, kind: .refreshToken)
             guard let refreshToken = try await secrets.lookup(key) else {
-                throw RPCError(.reauthenticationRequired, "The SuperOffice refresh token is missing from the keyring.", hint: "Sign in with SuperOffice again.")
+                throw RPCError(.reauthenticationRequired, "The \(SignInPage.displayName(system)) refresh token is missing from the keyring.",
+                               hint: "Sign in with \(SignInPage.displayName(system)) again.")
             }
             redactor.register(refreshToken)
-            let (settings, clientSecret) = try await providerSettings(.superOffice)
-            var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("client_id", settings.clientId)]
+            let (settings, clientSecret) = try await providerSettings(system)
+            var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("client_id", settings.clientId)] + extraForm
             if let clientSecret { form.append(("client_secret", clientSecret)) }
-            let tokens = try await exchange(superOffice.tokenEndpoint, form: form, http: http) { response in
-                response.error == "invalid_grant"
-                    ? RPCError(.reauthenticationRequired, "SuperOffice no longer accepts the sign-in (\(response.description ?? "invalid_grant")).",
-                               hint: "Sign in with SuperOffice again.", details: ["error": "invalid_grant"])
-                    : OAuthErrors.standard(response)
-            }
+            let tokens = try await exchange(tokenEndpoint, form: form, http: http, mapError: mapError)
             if let rotated = tokens.refreshToken, rotated != refreshToken {
                 try await secrets.store(rotated, for: key)
             }
             return tokens
         }
+        guard cache else { return try await refresh().accessToken }
+        return try await accessTokens.token(.init(profile: profileId, system: system), now: Clock.now(), refresh: refresh)
     }
 }

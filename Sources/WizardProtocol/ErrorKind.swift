@@ -49,6 +49,10 @@ public struct ErrorKind: Sendable, Hashable, CustomStringConvertible {
     public static let reauthenticationRequired = ErrorKind("reauthenticationRequired", code: -32032)
     /// Testing or using a system that has no sign-in (or no credentials) yet.
     public static let notSignedIn = ErrorKind("notSignedIn", code: -32033)
+    /// Microsoft: the sign-in needs multi-factor authentication the flow could not complete (AADSTS50076, 50079).
+    public static let mfaRequired = ErrorKind("mfaRequired", code: -32034)
+    /// Microsoft: a Conditional Access policy blocked the sign-in (AADSTS53003).
+    public static let conditionalAccessBlocked = ErrorKind("conditionalAccessBlocked", code: -32035)
 
     // Exchange, HTTP and endpoints.
     public static let invalidCredentials = ErrorKind("invalidCredentials", code: -32040)
@@ -73,6 +77,7 @@ public struct ErrorKind: Sendable, Hashable, CustomStringConvertible {
         .providerNotConfigured, .signInNotFound, .signInCancelled, .signInTimedOut, .stateMismatch,
         .consentDenied, .adminApprovalRequired, .appNotTrusted, .organizationConsentMissing,
         .scopesNotGranted, .insufficientPrivileges, .invalidToken, .reauthenticationRequired, .notSignedIn,
+        .mfaRequired, .conditionalAccessBlocked,
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
         .impersonationDenied, .accessDenied, .tenantNotRunning,

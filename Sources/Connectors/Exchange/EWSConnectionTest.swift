@@ -47,7 +47,7 @@ public struct EWSConnectionTest: Sendable {
         return (checks, nil)
     }
 
-    static func getFolderBody(impersonate: String?) -> [UInt8] {
+    public static func getFolderBody(impersonate: String?) -> [UInt8] {
         let impersonation = impersonate.map {
             """
                 <t:ExchangeImpersonation>

@@ -857,6 +857,8 @@ class Provider:
             return self.refresh(req, entry, client_id)
         if grant_type == "urn:ietf:params:oauth:grant-type:device_code" and self.name == "microsoft":
             return self.poll_device(req, entry, client_id)
+        if grant_type == "client_credentials" and self.name == "microsoft":
+            return self.client_credentials(req, entry, client_id)
         entry["error"] = "unsupported_grant_type"
         return self.token_error(400, "unsupported_grant_type", "grant_type %r is not supported" % grant_type)
 
@@ -950,6 +952,22 @@ class Provider:
             grant["issued"].extend(issued)
             self.store.issued_secrets.extend(issued)
         return json_reply(200, body)
+
+    def client_credentials(self, req, entry, client_id):
+        """App-only token (Microsoft): a confidential client, a /.default scope; no refresh token, no id_token."""
+        scope = req.form.get("scope") or ""
+        if self.config.clients.get(client_id) is None:
+            entry["error"] = "invalid_client"
+            return self.token_error(401, "invalid_client", "client_credentials needs a confidential client", code=7000218)
+        if not scope.endswith("/.default"):
+            entry["error"] = "invalid_scope"
+            return self.token_error(400, "invalid_scope", "client_credentials needs a /.default scope", code=1002012)
+        access = token(self.access_prefix)
+        with self.store.lock:
+            self.store.access[access] = {"provider": self.name, "clientId": client_id, "expires": time.time() + self.config.access_lifetime,
+                                         "scopes": [scope], "grant": {"clientId": client_id, "scope": scope, "issued": [access]}}
+            self.store.issued_secrets.append(access)
+        return json_reply(200, {"access_token": access, "token_type": "Bearer", "expires_in": self.config.access_lifetime})
 
     def refresh(self, req, entry, client_id):
         value = req.form.get("refresh_token")

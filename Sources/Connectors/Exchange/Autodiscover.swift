@@ -187,8 +187,8 @@ final class AutodiscoverRun: Sendable {
     }
 
     /// Starts every candidate at once. When a lower-priority one answers first, higher-priority
-    /// ones still running get a short grace (a quarter of the time so far, at least 50 ms) and
-    /// are then abandoned, so a hanging candidate never costs more than that.
+    /// ones still running get a short grace (a fifth of the time so far, at most 2 s) and are then
+    /// abandoned, so a hanging candidate costs at most 1.2 times the answer's own latency.
     func probeConcurrently(_ urls: [String], email: String) async -> [CandidateResult] {
         let started = monotonicSeconds()
         var results = [CandidateResult?](repeating: nil, count: urls.count)
@@ -204,7 +204,7 @@ final class AutodiscoverRun: Sendable {
                     if !higherPending || index == -1 { break }
                     if !graceStarted {
                         graceStarted = true
-                        let grace = max(0.05, 0.25 * (monotonicSeconds() - started))
+                        let grace = min(2, 0.2 * (monotonicSeconds() - started))
                         group.addTask {
                             try? await Task.sleep(nanoseconds: UInt64(grace * 1e9))
                             return (-1, nil)

@@ -23,15 +23,16 @@ let package = Package(
         .target(name: "JSONRPC", dependencies: [
             "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
-        .systemLibrary(name: "CSecret", pkgConfig: "libsecret-1",
-                       providers: [.apt(["libsecret-1-dev"])]),
-        .target(name: "Keyring", dependencies: ["CSecret", "WizardProtocol", "Threading"]),
-        // libcurl: headers and link flags from pkg-config, plus a C shim for the variadic
-        // setopt/getinfo and the CURLAUTH_* macros. Swift files using curl import both modules
-        // (with only CCurl the CURLE_* constants were intermittently invisible).
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "CCurlShim", dependencies: ["CCurl"], linkerSettings: [.linkedLibrary("crypto")]),
-        .target(name: "HTTP", dependencies: ["CCurl", "CCurlShim"]),
+        // libsecret (with GLib, GObject, GIO) is dlopen'ed on first keyring use by this C shim,
+        // never linked: --secret-store memory and runs without secrets do not load it.
+        .target(name: "CSecretShim"),
+        .target(name: "Keyring", dependencies: ["CSecretShim", "WizardProtocol", "Threading"]),
+        // libcurl (and libcrypto, for certificate digests) are dlopen'ed on the first HTTP use by
+        // this C shim, never linked, so start-up does not map them. Its header brings
+        // <curl/curl.h> (default include path; Debian: libcurl4-openssl-dev) for types and
+        // constants, and non-variadic setopt/getinfo wrappers and the CURLAUTH_* values.
+        .target(name: "CCurlShim"),
+        .target(name: "HTTP", dependencies: ["CCurlShim"]),
         .target(name: "XMLTree"),
         .target(name: "DNS", dependencies: ["Threading"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint

@@ -1,53 +1,203 @@
-#define _GNU_SOURCE  // pthread_setname_np
+#define _GNU_SOURCE            // pthread_setname_np
+#define CURL_DISABLE_TYPECHECK // curl_easy_setopt & co. stay plain functions (no macros)
 #include "CCurlShim.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
-
-#include <openssl/bio.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+// MARK: libcurl, loaded on first use
+
+// Every libcurl function the module calls. The table's entries have the exact types of the
+// prototypes in <curl/curl.h>, so a call through it is checked like a direct call.
+#define SW_CURL_FUNCTIONS(X)                                                                       \
+    X(curl_global_init)                                                                            \
+    X(curl_easy_init)                                                                              \
+    X(curl_easy_cleanup)                                                                           \
+    X(curl_easy_setopt)                                                                            \
+    X(curl_easy_getinfo)                                                                           \
+    X(curl_easy_strerror)                                                                          \
+    X(curl_slist_append)                                                                           \
+    X(curl_slist_free_all)                                                                         \
+    X(curl_multi_init)                                                                             \
+    X(curl_multi_cleanup)                                                                          \
+    X(curl_multi_setopt)                                                                           \
+    X(curl_multi_add_handle)                                                                       \
+    X(curl_multi_remove_handle)                                                                    \
+    X(curl_multi_perform)                                                                          \
+    X(curl_multi_info_read)                                                                        \
+    X(curl_multi_poll)                                                                             \
+    X(curl_multi_wakeup)                                                                           \
+    X(curl_url)                                                                                    \
+    X(curl_url_cleanup)                                                                            \
+    X(curl_url_set)                                                                                \
+    X(curl_url_get)                                                                                \
+    X(curl_free)
+
+static struct {
+#define X(name) __typeof__(name) *name;
+    SW_CURL_FUNCTIONS(X)
+#undef X
+} curl;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_ready;            // written once inside pthread_once, read after it
+static char curl_failure[512];    // why libcurl is not usable, when curl_ready is 0
+
+static void curl_load_once(void) {
+    void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) {
+        const char *reason = dlerror();
+        snprintf(curl_failure, sizeof curl_failure, "%s", reason != NULL ? reason : "dlopen failed");
+        return;
+    }
+#define X(name)                                                                                    \
+    curl.name = (__typeof__(name) *)dlsym(library, #name);                                         \
+    if (curl.name == NULL) {                                                                       \
+        snprintf(curl_failure, sizeof curl_failure, "libcurl.so.4 has no %s (libcurl 7.68 or later is needed)", #name); \
+        dlclose(library);                                                                          \
+        memset(&curl, 0, sizeof curl);                                                             \
+        return;                                                                                    \
+    }
+    SW_CURL_FUNCTIONS(X)
+#undef X
+    // curl_global_init is not thread-safe on every build; here it runs once, before any other
+    // libcurl call. Its result was never checked: a failure shows up in the first transfer.
+    curl.curl_global_init(CURL_GLOBAL_ALL);
+    curl_ready = 1;
+}
+
+static int curl_loaded(void) {
+    pthread_once(&curl_once, curl_load_once);
+    return curl_ready;
+}
+
+const char *sw_curl_load(void) {
+    return curl_loaded() ? NULL : curl_failure;
+}
+
+CURL *sw_curl_easy_init(void) {
+    return curl_loaded() ? curl.curl_easy_init() : NULL;
+}
+
+void sw_curl_easy_cleanup(CURL *handle) {
+    if (curl_loaded()) curl.curl_easy_cleanup(handle);
+}
+
+const char *sw_curl_easy_strerror(CURLcode code) {
+    return curl_loaded() ? curl.curl_easy_strerror(code) : "libcurl (libcurl.so.4) cannot be loaded";
+}
+
+struct curl_slist *sw_curl_slist_append(struct curl_slist *list, const char *string) {
+    return curl_loaded() ? curl.curl_slist_append(list, string) : NULL;
+}
+
+void sw_curl_slist_free_all(struct curl_slist *list) {
+    if (curl_loaded()) curl.curl_slist_free_all(list);
+}
+
+CURLM *sw_curl_multi_init(void) {
+    return curl_loaded() ? curl.curl_multi_init() : NULL;
+}
+
+CURLMcode sw_curl_multi_cleanup(CURLM *multi) {
+    return curl_loaded() ? curl.curl_multi_cleanup(multi) : CURLM_INTERNAL_ERROR;
+}
+
+CURLMcode sw_curl_multi_add_handle(CURLM *multi, CURL *handle) {
+    return curl_loaded() ? curl.curl_multi_add_handle(multi, handle) : CURLM_INTERNAL_ERROR;
+}
+
+CURLMcode sw_curl_multi_remove_handle(CURLM *multi, CURL *handle) {
+    return curl_loaded() ? curl.curl_multi_remove_handle(multi, handle) : CURLM_INTERNAL_ERROR;
+}
+
+CURLMcode sw_curl_multi_perform(CURLM *multi, int *running_handles) {
+    return curl_loaded() ? curl.curl_multi_perform(multi, running_handles) : CURLM_INTERNAL_ERROR;
+}
+
+CURLMsg *sw_curl_multi_info_read(CURLM *multi, int *msgs_in_queue) {
+    return curl_loaded() ? curl.curl_multi_info_read(multi, msgs_in_queue) : NULL;
+}
+
+CURLMcode sw_curl_multi_poll(CURLM *multi, struct curl_waitfd *extra_fds, unsigned int extra_nfds,
+                             int timeout_ms, int *ret) {
+    return curl_loaded() ? curl.curl_multi_poll(multi, extra_fds, extra_nfds, timeout_ms, ret)
+                         : CURLM_INTERNAL_ERROR;
+}
+
+CURLMcode sw_curl_multi_wakeup(CURLM *multi) {
+    return curl_loaded() ? curl.curl_multi_wakeup(multi) : CURLM_INTERNAL_ERROR;
+}
+
+CURLU *sw_curl_url(void) {
+    return curl_loaded() ? curl.curl_url() : NULL;
+}
+
+void sw_curl_url_cleanup(CURLU *handle) {
+    if (curl_loaded()) curl.curl_url_cleanup(handle);
+}
+
+CURLUcode sw_curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned int flags) {
+    return curl_loaded() ? curl.curl_url_set(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+CURLUcode sw_curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int flags) {
+    return curl_loaded() ? curl.curl_url_get(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+void sw_curl_free(void *pointer) {
+    if (curl_loaded()) curl.curl_free(pointer);
+}
+
+// MARK: Non-variadic setopt/getinfo
+
 CURLcode ccurl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
-    return curl_easy_setopt(handle, option, value);
+    return curl_loaded() ? curl.curl_easy_setopt(handle, option, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_setopt_pointer(CURL *handle, CURLoption option, const void *value) {
-    return curl_easy_setopt(handle, option, value);
+    return curl_loaded() ? curl.curl_easy_setopt(handle, option, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
-    return curl_easy_setopt(handle, option, value);
+    return curl_loaded() ? curl.curl_easy_setopt(handle, option, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback value) {
-    return curl_easy_setopt(handle, option, value);
+    return curl_loaded() ? curl.curl_easy_setopt(handle, option, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
-    return curl_easy_getinfo(handle, info, value);
+    return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_getinfo_double(CURL *handle, CURLINFO info, double *value) {
-    return curl_easy_getinfo(handle, info, value);
+    return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value) {
-    return curl_easy_getinfo(handle, info, value);
+    return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
-    return curl_easy_getinfo(handle, info, value);
+    return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }
 
 CURLcode ccurl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
-    return curl_easy_getinfo(handle, info, value);
+    return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }
 
 CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
-    return curl_multi_setopt(multi, option, value);
+    return curl_loaded() ? curl.curl_multi_setopt(multi, option, value) : CURLM_INTERNAL_ERROR;
 }
 
 unsigned long ccurl_auth_basic(void) { return CURLAUTH_BASIC; }
@@ -55,32 +205,74 @@ unsigned long ccurl_auth_ntlm(void) { return CURLAUTH_NTLM; }
 unsigned long ccurl_auth_negotiate(void) { return CURLAUTH_NEGOTIATE; }
 unsigned long ccurl_auth_bearer(void) { return CURLAUTH_BEARER; }
 
+// MARK: libcrypto, loaded on first use (libcurl has loaded it by then: it links OpenSSL)
+
+#define SW_CRYPTO_FUNCTIONS(X)                                                                     \
+    X(BIO_new_mem_buf)                                                                             \
+    X(BIO_free)                                                                                    \
+    X(PEM_read_bio_X509)                                                                           \
+    X(X509_free)                                                                                   \
+    X(i2d_X509)                                                                                    \
+    X(X509_get_X509_PUBKEY)                                                                        \
+    X(i2d_X509_PUBKEY)                                                                             \
+    X(X509_get0_notAfter)                                                                          \
+    X(ASN1_TIME_to_tm)                                                                             \
+    X(SHA256)                                                                                      \
+    X(CRYPTO_free)
+
+static struct {
+#define X(name) __typeof__(name) *name;
+    SW_CRYPTO_FUNCTIONS(X)
+#undef X
+} crypto;
+
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static int crypto_ready;
+
+static void crypto_load_once(void) {
+    void *library = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) return;
+#define X(name)                                                                                    \
+    crypto.name = (__typeof__(name) *)dlsym(library, #name);                                       \
+    if (crypto.name == NULL) {                                                                     \
+        dlclose(library);                                                                          \
+        memset(&crypto, 0, sizeof crypto);                                                         \
+        return;                                                                                    \
+    }
+    SW_CRYPTO_FUNCTIONS(X)
+#undef X
+    crypto_ready = 1;
+}
+
 int ccurl_certificate_inspect(const char *pem, size_t length, ccurl_certificate_facts *facts) {
     if (pem == NULL || facts == NULL || length > 1024 * 1024) return -1;
     memset(facts, 0, sizeof(*facts));
+    pthread_once(&crypto_once, crypto_load_once);
+    if (!crypto_ready) return -1;
 
-    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    BIO *bio = crypto.BIO_new_mem_buf(pem, (int)length);
     if (bio == NULL) return -1;
-    X509 *certificate = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    BIO_free(bio);
+    X509 *certificate = crypto.PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    crypto.BIO_free(bio);
     if (certificate == NULL) return -1;
 
     int status = -1;
     unsigned char *der = NULL;
     unsigned char *spki = NULL;
-    int der_length = i2d_X509(certificate, &der);
-    int spki_length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(certificate), &spki);
+    int der_length = crypto.i2d_X509(certificate, &der);
+    int spki_length = crypto.i2d_X509_PUBKEY(crypto.X509_get_X509_PUBKEY(certificate), &spki);
     struct tm expiry;
     if (der_length > 0 && spki_length > 0
-        && ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &expiry) == 1) {
-        SHA256(der, (size_t)der_length, facts->certificate_sha256);
-        SHA256(spki, (size_t)spki_length, facts->public_key_sha256);
+        && crypto.ASN1_TIME_to_tm(crypto.X509_get0_notAfter(certificate), &expiry) == 1) {
+        crypto.SHA256(der, (size_t)der_length, facts->certificate_sha256);
+        crypto.SHA256(spki, (size_t)spki_length, facts->public_key_sha256);
         facts->not_after = (long long)timegm(&expiry);
         status = 0;
     }
-    OPENSSL_free(der);
-    OPENSSL_free(spki);
-    X509_free(certificate);
+    // OPENSSL_free is a macro for CRYPTO_free(pointer, OPENSSL_FILE, OPENSSL_LINE).
+    crypto.CRYPTO_free(der, __FILE__, __LINE__);
+    crypto.CRYPTO_free(spki, __FILE__, __LINE__);
+    crypto.X509_free(certificate);
     return status;
 }
 

@@ -1,6 +1,7 @@
-import CCurl
 import CCurlShim
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Trust anchors for a client with an extra CA file: the system's plus that file.
 ///
@@ -19,10 +20,7 @@ final class CABundle: Sendable {
     private let directory: String
 
     init(extraFile: String, useSystemDirectory: Bool = true) throws(HTTPError) {
-        let extra: String
-        do {
-            extra = try String(contentsOfFile: extraFile, encoding: .utf8)
-        } catch {
+        guard let extra = LocalFiles.readUTF8(extraFile) else {
             throw .invalidConfiguration(reason: "cannot read the CA file \(extraFile)")
         }
         guard extra.contains("-----BEGIN CERTIFICATE-----") else {
@@ -31,27 +29,25 @@ final class CABundle: Sendable {
 
         caPath = useSystemDirectory ? CABundle.hashedSystemDirectory() : nil
         var contents = extra
-        if caPath == nil, let system = CABundle.systemBundlePath().flatMap({ try? String(contentsOfFile: $0, encoding: .utf8) }) {
+        if caPath == nil, let system = CABundle.systemBundlePath().flatMap(LocalFiles.readUTF8) {
             contents = system + (system.hasSuffix("\n") ? "" : "\n") + extra
         }
 
-        let template = FileManager.default.temporaryDirectory.appendingPathComponent("syncwizard-ca.XXXXXX").path
+        let template = LocalFiles.temporaryDirectory() + "syncwizard-ca.XXXXXX"
         var buffer = Array(template.utf8CString)
         guard let made = mkdtemp(&buffer) else {
             throw .invalidConfiguration(reason: "cannot create a temporary directory for the CA bundle")
         }
         directory = String(cString: made)
         path = directory + "/ca-bundle.pem"
-        do {
-            try (contents + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        } catch {
-            try? FileManager.default.removeItem(atPath: directory)
+        guard LocalFiles.writeAtomically(contents + "\n", to: path) else {
+            LocalFiles.removeDirectory(directory)
             throw .invalidConfiguration(reason: "cannot write the CA bundle")
         }
     }
 
     deinit {
-        try? FileManager.default.removeItem(atPath: directory)
+        LocalFiles.removeDirectory(directory)
     }
 
     /// The bundle libcurl uses by default (CURLINFO_CAINFO, libcurl >= 7.84).
@@ -62,7 +58,7 @@ final class CABundle: Sendable {
     /// libcurl's default CAPATH, if it holds OpenSSL hash links ("5ad8a5d6.0").
     static func hashedSystemDirectory() -> String? {
         guard let directory = defaultLocation(CURLINFO_CAPATH) ?? existing("/etc/ssl/certs"),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+              let names = LocalFiles.contentsOfDirectory(directory) else { return nil }
         let hashed = names.contains { name in
             let parts = name.split(separator: ".")
             return parts.count == 2 && parts[0].count == 8 && parts[0].allSatisfy(\.isHexDigit)
@@ -72,15 +68,105 @@ final class CABundle: Sendable {
     }
 
     private static func defaultLocation(_ info: CURLINFO) -> String? {
-        ensureCurlGlobalInit()
-        guard let easy = curl_easy_init() else { return nil }
-        defer { curl_easy_cleanup(easy) }
+        guard let easy = sw_curl_easy_init() else { return nil }
+        defer { sw_curl_easy_cleanup(easy) }
         var value: UnsafePointer<CChar>?
         guard ccurl_easy_getinfo_string(easy, info, &value) == CURLE_OK, let value else { return nil }
         return String(cString: value)
     }
 
     private static func existing(_ path: String) -> String? {
-        FileManager.default.fileExists(atPath: path) ? path : nil
+        LocalFiles.exists(path) ? path : nil
+    }
+}
+
+/// The few file operations the CA bundle needs, on POSIX calls: Foundation's would load
+/// libFoundation and ICU into every process at start-up (about 6 MiB and 4 ms).
+enum LocalFiles {
+    /// The whole file as UTF-8 (a leading byte order mark dropped), or nil when it cannot be
+    /// read or is not UTF-8, like `String(contentsOfFile:encoding: .utf8)`.
+    static func readUTF8(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil  // EISDIR for a directory, EIO, ...
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes[3...] : bytes[...]
+        return String(validating: body, as: UTF8.self)
+    }
+
+    /// Writes `text` to a new file beside `path`, then renames it over `path`.
+    static func writeAtomically(_ text: String, to path: String) -> Bool {
+        let temporary = path + ".partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { return false }
+        var written = true
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let count = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    written = false
+                    return
+                }
+                offset += count
+            }
+        }
+        if close(fd) != 0 { written = false }
+        guard written, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return false
+        }
+        return true
+    }
+
+    /// $TMPDIR (else /tmp) ending in "/", as `FileManager.temporaryDirectory` gives it: a
+    /// relative $TMPDIR is taken from the working directory, an empty one is "/".
+    static func temporaryDirectory() -> String {
+        guard var value = getenv("TMPDIR").map({ String(cString: $0) }) else { return "/tmp/" }
+        if !value.isEmpty && !value.hasPrefix("/"), let cwd = getcwd(nil, 0) {
+            value = String(cString: cwd) + "/" + value
+            free(cwd)
+        }
+        return value.hasSuffix("/") ? value : value + "/"
+    }
+
+    /// Names in `directory` (without "." and ".."), or nil when it cannot be listed.
+    static func contentsOfDirectory(_ directory: String) -> [String]? {
+        guard let stream = opendir(directory) else { return nil }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Whether `path` names something (symbolic links followed).
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    /// Removes `directory` and the files in it (the CA bundle's private directory is flat).
+    static func removeDirectory(_ directory: String) {
+        for name in contentsOfDirectory(directory) ?? [] {
+            unlink(directory + "/" + name)
+        }
+        rmdir(directory)
     }
 }

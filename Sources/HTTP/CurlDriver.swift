@@ -1,4 +1,3 @@
-import CCurl
 import CCurlShim
 import Synchronization
 #if canImport(Glibc)
@@ -30,8 +29,8 @@ final class CurlDriver: Sendable {
     private let inbox = Mutex(Inbox())
 
     init() throws(HTTPError) {
-        ensureCurlGlobalInit()
-        guard let raw = curl_multi_init() else {
+        try loadCurl()
+        guard let raw = sw_curl_multi_init() else {
             throw .invalidConfiguration(reason: "curl_multi_init failed")
         }
         multi = MultiHandle(raw: raw)
@@ -56,7 +55,7 @@ final class CurlDriver: Sendable {
         inbox.withLock { inbox in
             guard !inbox.stopped else { return false }
             inbox.commands.append(command)
-            curl_multi_wakeup(multi.raw)
+            sw_curl_multi_wakeup(multi.raw)
             return true
         }
     }
@@ -74,7 +73,7 @@ final class CurlDriver: Sendable {
         }, context)
         guard status == 0 else {
             Unmanaged<CurlDriver>.fromOpaque(context).release()
-            curl_multi_cleanup(multi.raw)
+            sw_curl_multi_cleanup(multi.raw)
             throw .invalidConfiguration(reason: "cannot start the HTTP thread (error \(status))")
         }
         pthread_detach(thread)
@@ -93,7 +92,7 @@ final class CurlDriver: Sendable {
                 case .add(let transfer):
                     if transfer.isCancelled {
                         transfer.finish(code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
-                    } else if curl_multi_add_handle(multi.raw, transfer.easy) == CURLM_OK {
+                    } else if sw_curl_multi_add_handle(multi.raw, transfer.easy) == CURLM_OK {
                         active[transfer.easy] = transfer
                     } else {
                         transfer.finish(code: CURLE_FAILED_INIT)
@@ -102,7 +101,7 @@ final class CurlDriver: Sendable {
                     // Not found: not added yet (`add` sees the flag) or already finished.
                     if active[transfer.easy] === transfer {
                         active[transfer.easy] = nil
-                        curl_multi_remove_handle(multi.raw, transfer.easy)
+                        sw_curl_multi_remove_handle(multi.raw, transfer.easy)
                         transfer.finish(code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
                     }
                 case .stop:
@@ -112,17 +111,17 @@ final class CurlDriver: Sendable {
             guard running else { break }
 
             var stillRunning: Int32 = 0
-            curl_multi_perform(multi.raw, &stillRunning)
+            sw_curl_multi_perform(multi.raw, &stillRunning)
             var queued: Int32 = 0
-            while let message = curl_multi_info_read(multi.raw, &queued) {
+            while let message = sw_curl_multi_info_read(multi.raw, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
                       let transfer = active.removeValue(forKey: easy) else { continue }
                 let code = message.pointee.data.result
-                curl_multi_remove_handle(multi.raw, easy)
+                sw_curl_multi_remove_handle(multi.raw, easy)
                 transfer.finish(code: code)
             }
             // Returns on socket activity, libcurl's own timers, or curl_multi_wakeup.
-            curl_multi_poll(multi.raw, nil, 0, 1000, nil)
+            sw_curl_multi_poll(multi.raw, nil, 0, 1000, nil)
         }
         shutDown(active)
     }
@@ -134,12 +133,12 @@ final class CurlDriver: Sendable {
             return inbox.commands
         }
         for (easy, transfer) in active {
-            curl_multi_remove_handle(multi.raw, easy)
+            sw_curl_multi_remove_handle(multi.raw, easy)
             transfer.finish(code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
         }
         for case .add(let transfer) in leftover {
             transfer.finish(code: CURLE_ABORTED_BY_CALLBACK, cancelled: true)
         }
-        curl_multi_cleanup(multi.raw)
+        sw_curl_multi_cleanup(multi.raw)
     }
 }

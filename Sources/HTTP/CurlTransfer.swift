@@ -1,4 +1,3 @@
-import CCurl
 import CCurlShim
 import Synchronization
 
@@ -68,8 +67,8 @@ final class CurlTransfer: @unchecked Sendable {
     private let state = Mutex(State())
 
     init(spec: TransferSpec, configuration: HTTPClient.Configuration, caBundle: CABundle?) throws(HTTPError) {
-        ensureCurlGlobalInit()
-        guard let easy = curl_easy_init() else {
+        try loadCurl()
+        guard let easy = sw_curl_easy_init() else {
             throw .transport(code: Int(CURLE_OUT_OF_MEMORY.rawValue), detail: "curl_easy_init failed")
         }
         self.easy = easy
@@ -94,8 +93,8 @@ final class CurlTransfer: @unchecked Sendable {
     private func release() {
         guard !released else { return }
         released = true
-        curl_easy_cleanup(easy)
-        slists.forEach { curl_slist_free_all($0) }
+        sw_curl_easy_cleanup(easy)
+        slists.forEach { sw_curl_slist_free_all($0) }
         errorBuffer.deallocate()
         requestBody?.deallocate()
     }
@@ -223,7 +222,7 @@ final class CurlTransfer: @unchecked Sendable {
 
     private func check(_ code: CURLcode) throws(HTTPError) {
         guard code == CURLE_OK else {
-            throw .transport(code: Int(code.rawValue), detail: String(cString: curl_easy_strerror(code)))
+            throw .transport(code: Int(code.rawValue), detail: String(cString: sw_curl_easy_strerror(code)))
         }
     }
 
@@ -249,8 +248,8 @@ final class CurlTransfer: @unchecked Sendable {
     private func set(_ option: CURLoption, list: [String]) throws(HTTPError) {
         var head: UnsafeMutablePointer<curl_slist>?
         for item in list {
-            guard let next = curl_slist_append(head, item) else {
-                if let head { curl_slist_free_all(head) }
+            guard let next = sw_curl_slist_append(head, item) else {
+                if let head { sw_curl_slist_free_all(head) }
                 throw .transport(code: Int(CURLE_OUT_OF_MEMORY.rawValue), detail: "curl_slist_append failed")
             }
             head = next
@@ -316,7 +315,7 @@ final class CurlTransfer: @unchecked Sendable {
         result.cancelled = cancelled
         result.exceededLimit = exceededLimit
         result.detail = errorBuffer.pointee != 0
-            ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+            ? String(cString: errorBuffer) : String(cString: sw_curl_easy_strerror(code))
         var long = 0
         if ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &long) == CURLE_OK { result.status = long }
         if ccurl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &long) == CURLE_OK { result.osErrno = long }
@@ -362,9 +361,13 @@ extension String {
     }
 }
 
-private let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
-
-/// curl_global_init is not thread-safe on every build; a global initialiser runs once.
-func ensureCurlGlobalInit() {
-    _ = curlGlobalInit
+/// Loads libcurl on first use (dlopen in the C shim, which also runs curl_global_init once), so
+/// a process that never uses the network does not map it. Call before the first libcurl call
+/// whose failure should say why; the shim's wrappers themselves never crash without libcurl.
+func loadCurl() throws(HTTPError) {
+    if let reason = sw_curl_load() {
+        throw .invalidConfiguration(
+            reason: "libcurl (libcurl.so.4) cannot be loaded: \(String(cString: reason)); "
+                + "install libcurl4 (Debian, Ubuntu: apt-get install libcurl4)")
+    }
 }

@@ -1,4 +1,3 @@
-import CCurl
 import CCurlShim
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +12,7 @@ public final class HTTPClient: Sendable {
 
     public init(configuration: Configuration = Configuration()) throws(HTTPError) {
         try configuration.validate()
+        try loadCurl()  // the first use of libcurl in the process maps it (and fails here without it)
         self.configuration = configuration
         caBundle = try configuration.caFile.map { path throws(HTTPError) in try CABundle(extraFile: path) }
         driver = try CurlDriver()

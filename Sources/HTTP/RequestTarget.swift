@@ -1,4 +1,3 @@
-import CCurl
 import CCurlShim
 
 /// Scheme, host and port of a request URL, parsed by libcurl's own URL parser so that what
@@ -9,17 +8,18 @@ struct RequestTarget {
     var port: Int
 
     init(url: String) throws(HTTPError) {
-        guard !url.containsControlCharacter, let handle = curl_url() else {
+        try loadCurl()
+        guard !url.containsControlCharacter, let handle = sw_curl_url() else {
             throw .invalidRequest(reason: "the URL is not valid")
         }
-        defer { curl_url_cleanup(handle) }
-        guard curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK else {
+        defer { sw_curl_url_cleanup(handle) }
+        guard sw_curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK else {
             throw .invalidRequest(reason: "the URL is not an absolute http(s) URL")
         }
         func part(_ which: CURLUPart, _ flags: UInt32 = 0) -> String? {
             var value: UnsafeMutablePointer<CChar>?
-            guard curl_url_get(handle, which, &value, flags) == CURLUE_OK, let value else { return nil }
-            defer { curl_free(value) }
+            guard sw_curl_url_get(handle, which, &value, flags) == CURLUE_OK, let value else { return nil }
+            defer { sw_curl_free(value) }
             return String(cString: value)
         }
         guard let scheme = part(CURLUPART_SCHEME)?.lowercased(), scheme == "https" || scheme == "http" else {

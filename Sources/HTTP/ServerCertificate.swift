@@ -1,5 +1,7 @@
 import CCurlShim
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The leaf certificate a server presented, as read from libcurl's certinfo.
 struct ServerCertificate {
@@ -17,7 +19,7 @@ struct ServerCertificate {
         let status = pem.withCString { ccurl_certificate_inspect($0, strlen($0), &facts) }
         guard status == 0 else { return nil }
         sha256 = withUnsafeBytes(of: facts.certificate_sha256) { Self.hex($0) }
-        publicKeySHA256Base64 = withUnsafeBytes(of: facts.public_key_sha256) { Data($0).base64EncodedString() }
+        publicKeySHA256Base64 = withUnsafeBytes(of: facts.public_key_sha256) { Self.base64($0) }
         subject = fields["Subject"] ?? ""
         issuer = fields["Issuer"] ?? ""
         notAfter = Self.iso8601(facts.not_after)
@@ -37,6 +39,26 @@ struct ServerCertificate {
             text.append(digits[Int(byte & 0x0F)])
         }
         return text
+    }
+
+    /// Standard base64 with padding (RFC 4648 §4), as CURLOPT_PINNEDPUBLICKEY's "sha256//" expects.
+    static func base64(_ bytes: UnsafeRawBufferPointer) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let b0 = UInt32(bytes[index])
+            let b1 = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
+            let b2 = index + 2 < bytes.count ? UInt32(bytes[index + 2]) : 0
+            let group = b0 << 16 | b1 << 8 | b2
+            out.append(alphabet[Int(group >> 18 & 0x3F)])
+            out.append(alphabet[Int(group >> 12 & 0x3F)])
+            out.append(index + 1 < bytes.count ? alphabet[Int(group >> 6 & 0x3F)] : UInt8(ascii: "="))
+            out.append(index + 2 < bytes.count ? alphabet[Int(group & 0x3F)] : UInt8(ascii: "="))
+            index += 3
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func iso8601(_ seconds: Int64) -> String {

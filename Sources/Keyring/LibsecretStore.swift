@@ -1,4 +1,4 @@
-import CSecret
+import CSecretShim
 import Threading
 import WizardProtocol
 
@@ -23,6 +23,9 @@ public final class LibsecretStore: SecretStore {
         "Start a Secret Service (GNOME Keyring or KeePassXC) in your desktop session, or run "
         + "`gnome-keyring-daemon --start --components=secrets` inside a D-Bus session; scripts that need "
         + "no persistence can pass --secret-store memory."
+    static let missingLibraryHint =
+        "Install libsecret (Debian, Ubuntu: apt-get install libsecret-1-0) and start a Secret Service "
+        + "(GNOME Keyring or KeePassXC); scripts that need no persistence can pass --secret-store memory."
     static let lockedHint = "Unlock the keyring (for example by logging in to the desktop, or with Seahorse) and try again."
 
     private func onWorker<T: Sendable>(_ what: String, _ body: @escaping @Sendable () -> Result<T, RPCError>) async throws(RPCError) -> T {
@@ -63,41 +66,52 @@ public final class LibsecretStore: SecretStore {
     }
 }
 
-/// The libsecret calls themselves; run only on the keyring thread.
+/// The libsecret calls themselves; run only on the keyring thread. libsecret is loaded on the
+/// first of them (dlopen in CSecretShim), never at start-up.
 enum Libsecret {
     /// Items are written with the schema name (`xdg:schema = org.syncwizard.Secret`), but found
     /// and removed by the contract's attributes alone, so a secret another client filed under
     /// them (`secret-tool store profile … system … kind …`) is found and removed as well.
-    nonisolated(unsafe) static let schema = makeSchema(SECRET_SCHEMA_NONE)
-    nonisolated(unsafe) static let matchSchema = makeSchema(SECRET_SCHEMA_DONT_MATCH_NAME)
+    /// Built on first use, after `unavailable` found libsecret loaded.
+    nonisolated(unsafe) static let schema = makeSchema(dontMatchName: false)
+    nonisolated(unsafe) static let matchSchema = makeSchema(dontMatchName: true)
 
     /// Built once; libsecret keeps a pointer to it for the life of the process.
-    static func makeSchema(_ flags: SecretSchemaFlags) -> UnsafeMutablePointer<SecretSchema> {
-        let types = g_hash_table_new(g_str_hash, g_str_equal)
+    static func makeSchema(dontMatchName: Bool) -> OpaquePointer {
+        let types = sw_secret_attributes_new()
         // Attribute type STRING is 0, so the table's values are NULL pointers.
         for name in ["profile", "system", "kind"] {
-            g_hash_table_insert(types, g_strdup(name), nil)
+            sw_secret_attributes_add(types, name, nil)
         }
-        let schema = secret_schema_newv(LibsecretStore.schemaName, flags, types)!
-        g_hash_table_unref(types)
+        let schema = sw_secret_schema_new(LibsecretStore.schemaName, dontMatchName ? 1 : 0, types)!
+        sw_secret_attributes_free(types)
         return schema
     }
 
+    /// `keyringUnavailable` when libsecret cannot be loaded (loads it on the first call).
+    static func unavailable(_ what: String) -> RPCError? {
+        guard let reason = sw_secret_load() else { return nil }
+        return RPCError(.keyringUnavailable,
+                        "libsecret (libsecret-1.so.0) cannot be loaded, so syncwizard cannot \(what): \(String(cString: reason)).",
+                        hint: LibsecretStore.missingLibraryHint)
+    }
+
     static func attributeTable(_ attributes: [(String, String)]) -> OpaquePointer {
-        let table = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free)!
+        let table = sw_secret_attributes_new()!
         for (name, value) in attributes {
-            g_hash_table_insert(table, g_strdup(name), g_strdup(value))
+            sw_secret_attributes_add(table, name, value)
         }
         return table
     }
 
     static func store(_ secret: String, key: SecretKey) -> Result<Void, RPCError> {
+        if let error = unavailable("store the \(key)") { return .failure(error) }
         // One item per key: drop copies another client filed under the same attributes.
         if case .failure(let error) = clear(attributes: key.attributes) { return .failure(error) }
         let table = attributeTable(key.attributes)
-        defer { g_hash_table_unref(table) }
-        var error: UnsafeMutablePointer<GError>?
-        let ok = secret_password_storev_sync(schema, table, nil, key.label, secret, nil, &error)
+        defer { sw_secret_attributes_free(table) }
+        var error: OpaquePointer?
+        let ok = sw_secret_password_store(schema, table, key.label, secret, &error)
         if let error { return .failure(convert(error, doing: "store the \(key)")) }
         guard ok != 0 else {
             return .failure(RPCError(.keyringUnavailable, "The keyring refused to store the \(key).", hint: LibsecretStore.unavailableHint))
@@ -106,13 +120,14 @@ enum Libsecret {
     }
 
     static func lookup(_ key: SecretKey) -> Result<String?, RPCError> {
+        if let error = unavailable("read the \(key)") { return .failure(error) }
         let table = attributeTable(key.attributes)
-        defer { g_hash_table_unref(table) }
-        var error: UnsafeMutablePointer<GError>?
-        let found = secret_password_lookupv_sync(matchSchema, table, nil, &error)
+        defer { sw_secret_attributes_free(table) }
+        var error: OpaquePointer?
+        let found = sw_secret_password_lookup(matchSchema, table, &error)
         if let error { return .failure(convert(error, doing: "read the \(key)")) }
         if let found {
-            defer { secret_password_free(found) }
+            defer { sw_secret_password_free(found) }
             return .success(String(cString: found))
         }
         // A locked collection makes lookups return nothing, without an error: look for
@@ -125,10 +140,11 @@ enum Libsecret {
     }
 
     static func clear(attributes: [(String, String)]) -> Result<Void, RPCError> {
+        if let error = unavailable("delete secrets") { return .failure(error) }
         let table = attributeTable(attributes)
-        defer { g_hash_table_unref(table) }
-        var error: UnsafeMutablePointer<GError>?
-        _ = secret_password_clearv_sync(matchSchema, table, nil, &error)
+        defer { sw_secret_attributes_free(table) }
+        var error: OpaquePointer?
+        _ = sw_secret_password_clear(matchSchema, table, &error)
         if let error { return .failure(convert(error, doing: "delete secrets")) }
         // Clearing skips locked items silently; they would outlive the profile.
         switch lockedItemCount(table) {
@@ -140,25 +156,15 @@ enum Libsecret {
 
     /// Matching items the Secret Service holds but will not show because they are locked.
     static func lockedItemCount(_ table: OpaquePointer) -> Result<Int, RPCError> {
-        var error: UnsafeMutablePointer<GError>?
-        guard let service = secret_service_get_sync(SECRET_SERVICE_NONE, nil, &error) else {
+        var error: OpaquePointer?
+        guard let service = sw_secret_service_get(&error) else {
             if let error { return .failure(convert(error, doing: "connect to the keyring")) }
             return .failure(RPCError(.keyringUnavailable, "No Secret Service is reachable.", hint: LibsecretStore.unavailableHint))
         }
-        defer { g_object_unref(service) }
-        let items = secret_service_search_sync(service, matchSchema, table, SECRET_SEARCH_ALL, nil, &error)
+        defer { sw_secret_service_unref(service) }
+        let locked = sw_secret_service_count_locked(service, matchSchema, table, &error)
         if let error { return .failure(convert(error, doing: "search the keyring")) }
-        var locked = 0
-        var node = items
-        while let current = node {
-            if let item = current.pointee.data {
-                if secret_item_get_locked(item.assumingMemoryBound(to: SecretItem.self)) != 0 { locked += 1 }
-                g_object_unref(item)
-            }
-            node = current.pointee.next
-        }
-        g_list_free(items)
-        return .success(locked)
+        return .success(max(0, locked))
     }
 
     static func lockedError(_ what: String) -> RPCError {
@@ -166,12 +172,10 @@ enum Libsecret {
     }
 
     /// GLib errors become the contract's kinds here, once.
-    static func convert(_ error: UnsafeMutablePointer<GError>, doing what: String) -> RPCError {
-        defer { g_error_free(error) }
-        let domain = error.pointee.domain
-        let code = error.pointee.code
-        let detail = error.pointee.message.map { String(cString: $0) } ?? "unknown error"
-        if domain == secret_error_get_quark(), code == Int32(SECRET_ERROR_IS_LOCKED.rawValue) {
+    static func convert(_ error: OpaquePointer, doing what: String) -> RPCError {
+        defer { sw_secret_error_free(error) }
+        let detail = sw_secret_error_message(error).map { String(cString: $0) } ?? "unknown error"
+        if sw_secret_error_is_locked(error) != 0 {
             return lockedError(what)
         }
         return RPCError(.keyringUnavailable, "The keyring is not reachable, so syncwizard cannot \(what) (\(detail)).",

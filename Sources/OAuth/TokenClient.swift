@@ -41,8 +41,16 @@ public struct OAuthErrorResponse: Sendable, Equatable {
     /// The AADSTS number in the description ("AADSTS65001: ...") or error_codes.
     public var aadsts: Int? {
         if let first = codes.first { return first }
-        guard let description, let range = description.range(of: "AADSTS") else { return nil }
-        return Int(description[range.upperBound...].prefix { $0.isNumber })
+        // "AADSTS65001: ..." without Foundation's range(of:), which would pull in all of Foundation.
+        guard let description else { return nil }
+        let marker = Array("AADSTS".utf8)
+        let bytes = Array(description.utf8)
+        guard bytes.count >= marker.count else { return nil }
+        for start in 0...(bytes.count - marker.count) where Array(bytes[start..<start + marker.count]) == marker {
+            let digits = bytes[(start + marker.count)...].prefix { $0 >= 0x30 && $0 <= 0x39 }
+            return Int(String(decoding: digits, as: UTF8.self))
+        }
+        return nil
     }
 }
 

@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 scripts/embed-openrpc.sh
 swift build --build-tests "$@"
-scripts/with-test-keyring.sh swift test --skip-build "$@"
+# The hardening suite (thousands of malformed inputs, kill -9 rounds, keyring restarts) runs on
+# its own afterwards, so its load does not starve the timing-sensitive tests of the main run.
+scripts/with-test-keyring.sh swift test --skip-build --skip HardeningTests "$@"
+scripts/with-test-keyring.sh swift test --skip-build --filter HardeningTests "$@"

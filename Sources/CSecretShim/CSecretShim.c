@@ -66,6 +66,7 @@ typedef GList *secret_service_search_sync_f(SecretService *, const SecretSchema 
                                             GCancellable *, GError **);
 typedef gboolean secret_item_get_locked_f(SecretItem *);
 typedef GQuark secret_error_get_quark_f(void);
+typedef void secret_service_disconnect_f(void);
 
 // dlsym on libsecret's handle also finds the g_* functions: GLib, GObject and GIO are its
 // dependencies and are searched with it.
@@ -88,7 +89,8 @@ typedef GQuark secret_error_get_quark_f(void);
     X(secret_service_get_sync)                                                                     \
     X(secret_service_search_sync)                                                                  \
     X(secret_item_get_locked)                                                                      \
-    X(secret_error_get_quark)
+    X(secret_error_get_quark)                                                                      \
+    X(secret_service_disconnect)
 
 static struct {
 #define X(name) name##_f *name;
@@ -226,4 +228,8 @@ long sw_secret_service_count_locked(sw_secret_service *service, const sw_secret_
         return -1;
     }
     return locked;
+}
+
+void sw_secret_service_disconnect(void) {
+    if (sw_secret_load() == NULL) lib.secret_service_disconnect();
 }

@@ -62,8 +62,11 @@ public struct FrameParser {
         case .line:
             let line = trimmedLine(head, buffer.count)
             if !line.isEmpty { events.append(.message(line, .ndjson)) }
-        case .headers, .body:
+        case .headers:
             if bufferedByteCount > 0 { events.append(.truncated(.contentLength)) }
+        case .body(let length):
+            // A complete header block promising a body that never came is an error too.
+            if length > 0 { events.append(.truncated(.contentLength)) }
         case .start, .skippingLine, .skippingBody:
             break
         }
@@ -222,10 +225,12 @@ public struct FrameParser {
     struct HeaderProblem: Error { var message: String }
 
     static func contentLength(in header: [UInt8]) -> Result<Int, HeaderProblem> {
-        let text = String(decoding: header, as: UTF8.self)
         var length: Int?
-        for rawLine in text.split(separator: "\n") {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        // Split bytes, not a String: in Swift "\r\n" is one Character, so splitting text on "\n"
+        // would never separate CRLF-terminated lines.
+        for rawLine in header.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            let lineBytes = rawLine.last == 0x0D ? rawLine.dropLast() : rawLine[...]
+            let line = String(decoding: lineBytes, as: UTF8.self)[...]
             guard let colon = line.firstIndex(of: ":") else {
                 return .failure(HeaderProblem(message: "A header line has no ':'."))
             }

@@ -29,15 +29,33 @@ public final class Redactor: Sendable {
         knownSecrets.withLock { _ = $0.insert(secret) }
     }
 
+    /// Also near misses ("clientSecert", "pasword"): a typo must not put a secret in the clear.
+    static let secretFragments = ["secret", "secert", "passw", "pasw", "token", "pwd"]
+
     public static func isSecretMember(_ name: String) -> Bool {
         var normalized = name.lowercased()
         normalized.removeAll { $0 == "_" || $0 == "-" }
-        return secretMemberNames.contains(normalized)
+        return secretMemberNames.contains(normalized) || secretFragments.contains { normalized.contains($0) }
     }
 
     public func redact(_ value: JSONValue) -> JSONValue {
+        // A value seen under a secret's name is a secret wherever else it appears in the message
+        // (a misspelled duplicate member, say).
+        harvest(value)
         let secrets = knownSecrets.withLock { $0 }
         return redact(value, secrets: secrets)
+    }
+
+    private func harvest(_ value: JSONValue) {
+        switch value {
+        case .array(let elements): elements.forEach(harvest)
+        case .object(let object):
+            for member in object.members {
+                if Self.isSecretMember(member.key), case .string(let secret) = member.value { register(secret) }
+                else { harvest(member.value) }
+            }
+        default: break
+        }
     }
 
     public func redact(_ text: String) -> String {

@@ -30,10 +30,20 @@ public final class LibsecretStore: SecretStore {
 
     private func onWorker<T: Sendable>(_ what: String, _ body: @escaping @Sendable () -> Result<T, RPCError>) async throws(RPCError) -> T {
         let seconds = timeoutSeconds
+        // libsecret keeps its first connection to the Secret Service; after the daemon was
+        // restarted that connection points at nobody. Drop it and try once more.
+        let retried: @Sendable () -> Result<T, RPCError> = {
+            let first = body()
+            if case .failure(let error) = first, error.kind == .keyringUnavailable {
+                sw_secret_service_disconnect()
+                return body()
+            }
+            return first
+        }
         let outcome = await worker.run(timeout: seconds, onTimeout: {
             .failure(RPCError(.keyringUnavailable, "The keyring did not answer within \(Int(seconds)) seconds while trying to \(what).",
                               hint: Self.unavailableHint))
-        }, body)
+        }, retried)
         switch outcome {
         case .success(let value)?: return value
         case .failure(let error)?: throw error

@@ -32,7 +32,7 @@ struct KeyringEndToEndTests {
         for file in try FileManager.default.subpathsOfDirectory(atPath: server.configDirectory) {
             let path = server.configDirectory + "/" + file
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
             guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else { continue }
             #expect(!String(decoding: data, as: UTF8.self).contains(canary), "\(file)")
         }
@@ -57,7 +57,7 @@ struct KeyringEndToEndTests {
         let error = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": "s3cret-value"])
         #expect(error["data"]?["kind"] == "keyringUnavailable")
         #expect(error["data"]?["hint"]?.stringValue?.contains("--secret-store memory") == true)
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < 20)  // not a hang (D-Bus would wait 25 s); milliseconds when idle
         #expect(!JSONWriter.string(error).contains("s3cret-value"))
         #expect(try await server.call("ping") == [:])
         // Nothing was half-written: the provider settings were not saved without their secret.

@@ -83,9 +83,9 @@ import Testing
         }
         let elapsed = clock.now - started
         #expect(statuses == Array(repeating: 200, count: 50))
-        // Serially this takes 15 s; one multi handle overlaps them (about 0.7 s). The bound is
-        // loose on purpose: it tells "concurrent" from "serial", not how fast.
-        #expect(elapsed < .seconds(10), "took \(elapsed)")
+        // Serially this takes 15 s; one multi handle overlaps them (about 0.7 s idle). The bound
+        // only tells "overlapped" from "one after another" on a loaded machine, not how fast.
+        #expect(elapsed < .seconds(14), "took \(elapsed)")
     }
 
     // MARK: Transport failures
@@ -96,7 +96,7 @@ import Testing
         let error = await failure(of: HTTPRequest(url: "https://silent.contoso.test/", timeoutSeconds: 1))
         #expect(error == .timeout(host: "silent.contoso.test"))
         // The 1 s deadline, not the default 30 s one, ended it (loose: machines are noisy).
-        #expect(clock.now - started < .seconds(10))
+        #expect(clock.now - started < .seconds(25))
     }
 
     @Test func connectionResetAfterTheRequestIsATransportError() async throws {
@@ -145,7 +145,7 @@ import Testing
         task.cancel()
         let error = await task.value
         #expect(error == .cancelled)
-        #expect(clock.now - cancelled < .seconds(5))  // about 10 ms when idle; loose on purpose
+        #expect(clock.now - cancelled < .seconds(25))  // about 10 ms when idle; the 60 s server delay is what it must beat
     }
 
     @Test func alreadyCancelledTaskSendsNothing() async throws {

@@ -39,6 +39,18 @@ import WizardProtocol
         #expect(parser.feed(Array(text.utf8) + ping) == [.message(ping, .contentLength)])
     }
 
+    @Test func crlfSeparatedHeaderLinesAsLSPClientsSendThem() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        let text = "Content-Length: \(ping.count)\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n"
+        #expect(parser.feed(Array(text.utf8) + ping + Array(text.utf8) + ping) == [.message(ping, .contentLength), .message(ping, .contentLength)])
+    }
+
+    @Test func inputEndingRightAfterTheHeadersIsTruncated() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        #expect(parser.feed(Array("Content-Length: 10\r\n\r\n".utf8)).isEmpty)
+        #expect(parser.finish() == [.truncated(.contentLength)])
+    }
+
     @Test func blankLinesBetweenMessagesAreSkipped() {
         var parser = FrameParser(maximumMessageBytes: 1024)
         #expect(messages(parser.feed([0x0A, 0x0D, 0x0A, 0x20] + ping + [0x0A, 0x0A])) == [ping])

@@ -155,7 +155,7 @@ import WizardProtocol
     }
 
     static func get(_ url: String) async throws -> (status: Int, body: String) {
-        let text = try run("/usr/bin/curl", ["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        let text = try run("/usr/bin/curl", ["-s", "-m", "20", "-w", "\n%{http_code}", url])
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard let code = lines.last.flatMap({ Int($0) }), code != 0 else { throw URLError(.cannotConnectToHost) }
         return (code, lines.dropLast().joined(separator: "\n"))

@@ -183,7 +183,7 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     }
 
     /// Waits for exit and returns the status.
-    public func waitForExit(timeout: Double = 10) async throws -> Int32 {
+    public func waitForExit(timeout: Double = 30) async throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
             if Date() > deadline { throw TestTimeout(description: "syncwizard did not exit within \(timeout) s") }

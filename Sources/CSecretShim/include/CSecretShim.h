@@ -55,4 +55,8 @@ void sw_secret_service_unref(sw_secret_service *service);
 long sw_secret_service_count_locked(sw_secret_service *service, const sw_secret_schema *schema,
                                     sw_secret_attributes *attributes, sw_secret_error **error);
 
+/// secret_service_disconnect: drop the shared connection so the next call reconnects
+/// (after the keyring daemon restarted).
+void sw_secret_service_disconnect(void);
+
 #endif

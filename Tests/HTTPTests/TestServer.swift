@@ -79,6 +79,7 @@ final class TestServer: @unchecked Sendable {
     struct Stats: Decodable {
         var paths: [String: [String]]
         var accepts: [String: Int]
+        var maxConcurrentDelays: Int
     }
 
     /// Paths requested and connections accepted so far, per listener.

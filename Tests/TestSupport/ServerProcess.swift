@@ -135,7 +135,7 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     /// Waits for the next message that satisfies `predicate`, removing it from the queue.
     /// Polls with Task.sleep rather than blocking: tests run on Swift's small cooperative pool,
     /// and a blocked pool thread would starve everything else in the test process.
-    public func next(timeout: Double = 10, where predicate: (JSONValue) -> Bool = { _ in true }) async throws -> (JSONValue, Framing) {
+    public func next(timeout: Double = 30, where predicate: (JSONValue) -> Bool = { _ in true }) async throws -> (JSONValue, Framing) {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let (found, closed) = locked { () -> ((JSONValue, Framing)?, Bool) in
@@ -152,12 +152,12 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     }
 
     /// The response to request `id`.
-    public func response(to id: JSONValue, timeout: Double = 10) async throws -> JSONValue {
+    public func response(to id: JSONValue, timeout: Double = 30) async throws -> JSONValue {
         try await next(timeout: timeout) { $0["id"] == id && $0["method"] == nil }.0
     }
 
     /// Sends a request and waits for its result; throws when it is an error.
-    public func call(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) async throws -> JSONValue {
+    public func call(_ method: String, _ params: JSONValue? = nil, timeout: Double = 30) async throws -> JSONValue {
         let id = JSONValue.int(Self.nextID())
         request(method, params, id: id)
         let reply = try await response(to: id, timeout: timeout)
@@ -166,7 +166,7 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     }
 
     /// Sends a request that must fail and returns its error object.
-    public func callExpectingError(_ method: String, _ params: JSONValue? = nil, timeout: Double = 10) async throws -> JSONValue {
+    public func callExpectingError(_ method: String, _ params: JSONValue? = nil, timeout: Double = 30) async throws -> JSONValue {
         let id = JSONValue.int(Self.nextID())
         request(method, params, id: id)
         let reply = try await response(to: id, timeout: timeout)

@@ -34,6 +34,7 @@ import trustme
 LOCK = threading.Lock()
 SEEN_PATHS = {}   # server name -> list of request paths
 ACCEPTS = {}      # server name -> accepted TCP connections
+DELAYS = {"now": 0, "max": 0}  # /delay requests being served at once, and the most seen
 
 
 def note(table, name, value=None):
@@ -76,7 +77,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, b"hello from " + self.server.name.encode(),
                        [("Content-Type", "text/plain"), ("X-Server", self.server.name)])
         elif url.path == "/delay":
+            with LOCK:
+                DELAYS["now"] += 1
+                DELAYS["max"] = max(DELAYS["max"], DELAYS["now"])
             time.sleep(int(query.get("ms", "300")) / 1000)
+            with LOCK:
+                DELAYS["now"] -= 1
             self.reply(200, b"late")
         elif url.path == "/bytes":
             self.reply(200, b"x" * int(query["n"]))
@@ -97,7 +103,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             reset_socket(self.connection)
         elif url.path == "/stats":
             with LOCK:
-                stats = {"paths": SEEN_PATHS, "accepts": ACCEPTS}
+                stats = {"paths": SEEN_PATHS, "accepts": ACCEPTS, "maxConcurrentDelays": DELAYS["max"]}
                 payload = json.dumps(stats).encode()
             self.reply(200, payload, [("Content-Type", "application/json")])
         else:

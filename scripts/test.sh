@@ -8,5 +8,7 @@ scripts/embed-openrpc.sh
 swift build --build-tests "$@"
 # The hardening suite (thousands of malformed inputs, kill -9 rounds, keyring restarts) runs on
 # its own afterwards, so its load does not starve the timing-sensitive tests of the main run.
-scripts/with-test-keyring.sh swift test --skip-build --skip HardeningTests "$@"
+# --no-parallel: many tests drive real processes and servers with blocking calls; one at a time
+# they cannot starve each other on a 2-core machine (timing-sensitive checks stay honest).
+scripts/with-test-keyring.sh swift test --skip-build --no-parallel --skip HardeningTests "$@"
 scripts/with-test-keyring.sh swift test --skip-build --filter HardeningTests "$@"

@@ -180,7 +180,7 @@ public final class JSONRPCServer: Sendable {
             if let handler = table.notifications[method] {
                 handler(params)
             } else {
-                logger.debug("Ignoring the unknown notification '\(method.prefix(64))'.")
+                logger.debug("Ignoring the unknown notification '\(method.clipped(toBytes: 64))'.")
             }
         }
     }
@@ -197,7 +197,7 @@ public final class JSONRPCServer: Sendable {
             return
         }
         guard let handler = table.requests[method] else {
-            sink.deliver(ResponseEncoder.error(id: id, .methodNotFound(String(method.prefix(128)))), fromReader: true)
+            sink.deliver(ResponseEncoder.error(id: id, .methodNotFound(String(method.clipped(toBytes: 128)))), fromReader: true)
             return
         }
         switch handler {

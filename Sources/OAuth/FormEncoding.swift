@@ -37,14 +37,20 @@ public enum FormEncoding {
     }
 
     /// Parses "a=1&b=2"; the first value of a repeated name wins. nil when malformed.
+    /// Splits bytes, as browsers do: "&" followed by a combining mark still separates.
     public static func parseQuery(_ query: Substring) -> [String: String]? {
         var result: [String: String] = [:]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else { return nil }
+        for pair in Array(query.utf8).split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(bytes: parts[0]), let value = decode(bytes: parts.count > 1 ? parts[1] : []) else { return nil }
             if result[name] == nil { result[name] = value }
         }
         return result
+    }
+
+    static func decode(bytes: ArraySlice<UInt8>) -> String? {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        return decode(text[...])
     }
 }
 
@@ -65,13 +71,16 @@ public enum AuthorizationCallback: Sendable, Equatable {
     /// ("http://127.0.0.1:49152/?code=…"). Parameters may also sit in the fragment.
     public static func parse(_ target: String) -> Result<AuthorizationCallback, ParseFailure> {
         guard target.utf8.count <= 16384 else { return .failure(.notARedirect("the URL is too long")) }
+        // Delimiters are found by Unicode scalar: "?" plus a combining mark is one Character.
+        let scalars = target.unicodeScalars
         var query: Substring = ""
-        if let q = target.firstIndex(of: "?") {
-            let afterQ = target[target.index(after: q)...]
-            query = afterQ.prefix { $0 != "#" }
+        if let q = scalars.firstIndex(of: "?") {
+            let afterQ = scalars[scalars.index(after: q)...]
+            let end = afterQ.firstIndex(of: "#") ?? afterQ.endIndex
+            query = Substring(afterQ[..<end])
         }
-        if query.isEmpty, let hash = target.firstIndex(of: "#") {
-            query = target[target.index(after: hash)...]
+        if query.isEmpty, let hash = scalars.firstIndex(of: "#") {
+            query = Substring(scalars[scalars.index(after: hash)...])
         }
         guard !query.isEmpty, let parameters = FormEncoding.parseQuery(query) else {
             return .failure(.notARedirect("the URL carries no authorization answer (no code or error parameter)"))

@@ -265,7 +265,7 @@ public actor SignInManager {
 
     func session(_ id: String) throws(RPCError) -> Session {
         guard let session = sessions[id] else {
-            throw RPCError(.signInNotFound, "There is no sign-in with the id '\(id.prefix(64))'.", hint: "Start one with startSignIn.")
+            throw RPCError(.signInNotFound, "There is no sign-in with the id '\(id.clipped(toBytes: 64))'.", hint: "Start one with startSignIn.")
         }
         return session
     }

@@ -151,3 +151,20 @@ extension Array: JSONRepresentable where Element: JSONRepresentable {
 extension JSONObject: ExpressibleByDictionaryLiteral {
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(elements) }
 }
+
+extension String {
+    /// At most `maxBytes` of UTF-8, cut on a scalar boundary: for quoting client text in errors
+    /// (a single Character can be megabytes of combining marks, so `prefix(n)` does not bound it).
+    public func clipped(toBytes maxBytes: Int) -> String {
+        guard utf8.count > maxBytes else { return self }
+        var out = String.UnicodeScalarView()
+        var used = 0
+        for scalar in unicodeScalars {
+            let size = String(scalar).utf8.count
+            guard used + size <= maxBytes else { break }
+            out.append(scalar)
+            used += size
+        }
+        return String(out) + "…"
+    }
+}

@@ -233,34 +233,40 @@ public struct XMLTreeParser {
         guard let raw = String(validating: bytes[start..<end], as: UTF8.self) else {
             throw XMLParseError(reason: "invalid UTF-8", offset: start)
         }
-        guard raw.contains("&") else { return raw }
-        var out = ""
-        var rest = raw[...]
-        while let amp = rest.firstIndex(of: "&") {
-            out += rest[..<amp]
-            guard let semi = rest[amp...].firstIndex(of: ";"), rest.distance(from: amp, to: semi) <= 10 else {
+        guard raw.unicodeScalars.contains("&") else { return raw }
+        // By Unicode scalar: ";" followed by a combining mark is one Character.
+        var out = String.UnicodeScalarView()
+        let scalars = Array(raw.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            guard scalars[i] == "&" else {
+                out.append(scalars[i])
+                i += 1
+                continue
+            }
+            guard let semi = scalars[i...].prefix(12).firstIndex(of: ";") else {
                 throw XMLParseError(reason: "unterminated entity reference", offset: start)
             }
-            let entity = rest[rest.index(after: amp)..<semi]
-            switch entity {
-            case "lt": out += "<"
-            case "gt": out += ">"
-            case "amp": out += "&"
-            case "quot": out += "\""
-            case "apos": out += "'"
-            default:
-                var scalar: UInt32?
-                if entity.hasPrefix("#x") { scalar = UInt32(entity.dropFirst(2), radix: 16) }
-                else if entity.hasPrefix("#") { scalar = UInt32(entity.dropFirst(1)) }
-                guard let value = scalar, let unicode = Unicode.Scalar(value), value != 0 else {
-                    throw XMLParseError(reason: "unknown entity '&\(entity);'", offset: start)
+            var entity = String.UnicodeScalarView()
+            entity.append(contentsOf: scalars[(i + 1)..<semi])
+            switch String(entity) {
+            case "lt": out.append("<")
+            case "gt": out.append(">")
+            case "amp": out.append("&")
+            case "quot": out.append("\"")
+            case "apos": out.append("'")
+            case let name:
+                var value: UInt32?
+                if name.hasPrefix("#x") { value = UInt32(name.dropFirst(2), radix: 16) }
+                else if name.hasPrefix("#") { value = UInt32(name.dropFirst(1)) }
+                guard let value, value != 0, let unicode = Unicode.Scalar(value) else {
+                    throw XMLParseError(reason: "unknown entity '&\(name);'", offset: start)
                 }
-                out.unicodeScalars.append(unicode)
+                out.append(unicode)
             }
-            rest = rest[rest.index(after: semi)...]
+            i = semi + 1
         }
-        out += rest
-        return out
+        return String(out)
     }
 }
 
@@ -275,16 +281,18 @@ extension String {
 
 /// Escapes text for element content and attribute values we build (requests we send).
 public func xmlEscaped(_ text: String) -> String {
-    var out = ""
-    for c in text {
-        switch c {
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "&": out += "&amp;"
-        case "\"": out += "&quot;"
-        case "'": out += "&apos;"
-        default: out.append(c)
+    // By Unicode scalar, not Character: "<" followed by a combining mark is one Character and
+    // would otherwise slip through unescaped.
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+        case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+        case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+        case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+        case "'": out.append(contentsOf: "&apos;".unicodeScalars)
+        default: out.append(scalar)
         }
     }
-    return out
+    return String(out)
 }

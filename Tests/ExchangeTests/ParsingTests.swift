@@ -171,3 +171,19 @@ import XMLTree
         #expect((try? XMLTreeParser.parse(without)) != nil)
     }
 }
+
+/// Regressions from fuzzing: Swift Characters can hide a delimiter behind a combining mark.
+@Suite struct GraphemeRegressionTests {
+    @Test func escapingWorksByScalarNotCharacter() throws {
+        let hostile = "a<\u{200C}x/>\u{200C}@contoso.com <\u{316} &\u{301}"
+        let escaped = xmlEscaped(hostile)
+        #expect(!escaped.unicodeScalars.contains("<") && !escaped.unicodeScalars.contains(">"))
+        _ = try XMLTreeParser.parse("<r>\(escaped)</r>")
+    }
+
+    @Test func errorsQuoteClientTextBoundedInBytes() {
+        let huge = "x" + String(repeating: "\u{301}", count: 100_000)
+        #expect(huge.clipped(toBytes: 64).utf8.count <= 64 + 3)
+        #expect("short".clipped(toBytes: 64) == "short")
+    }
+}

@@ -174,3 +174,10 @@ import WizardProtocol
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+@Suite struct QueryGraphemeRegressionTests {
+    @Test func ampersandFollowedByACombiningMarkStillSeparates() {
+        #expect(FormEncoding.parseQuery("a=1&\u{301}b=2") == ["a": "1", "\u{301}b": "2"])
+        #expect(AuthorizationCallback.parse("/?\u{301}x=1&code=c&state=s") == .success(.code(code: "c", state: "s", extra: ["\u{301}x": "1"])))
+    }
+}

@@ -100,7 +100,7 @@ public enum SubmitExchangeCredentials: RPCMethod {
                 throw .invalidParams(field: "domain", "'domain' is the Windows domain name, like CONTOSO or contoso.local.")
             }
             for host in allowRedirectHosts where !Hostname.isPlausible(host) {
-                throw .invalidParams(field: "allowRedirectHosts", "'\(host.prefix(64))' is not a host name.")
+                throw .invalidParams(field: "allowRedirectHosts", "'\(host.clipped(toBytes: 64))' is not a host name.")
             }
         }
     }

@@ -153,7 +153,7 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 }
 
 extension String {
-    /// At most `maxBytes` of UTF-8, cut on a scalar boundary: for quoting client text in errors
+    /// At most `maxBytes` of UTF-8 (a prefix), cut on a scalar boundary: for quoting client text in errors
     /// (a single Character can be megabytes of combining marks, so `prefix(n)` does not bound it).
     public func clipped(toBytes maxBytes: Int) -> String {
         guard utf8.count > maxBytes else { return self }
@@ -165,6 +165,6 @@ extension String {
             out.append(scalar)
             used += size
         }
-        return String(out) + "…"
+        return String(out)
     }
 }

@@ -136,7 +136,7 @@ public struct ParamsReader {
     public func finish() throws(RPCError) {
         guard !allowsUnknown else { return }
         for key in object.keys where !consumed.contains(key) {
-            throw .invalidParams(field: key.clipped(toBytes: 256), "Unknown parameter '\(key.clipped(toBytes: 64))'.")
+            throw .invalidParams(field: key.clipped(toBytes: 4096), "Unknown parameter '\(key.clipped(toBytes: 64))'.")
         }
     }
 }

@@ -12,7 +12,6 @@ let package = Package(
         .library(name: "SyncwizardParsing", targets: ["WizardProtocol", "JSONRPC", "XMLTree", "ExchangeConnector", "OAuth"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
@@ -27,23 +26,26 @@ let package = Package(
         // never linked: --secret-store memory and runs without secrets do not load it.
         .target(name: "CSecretShim"),
         .target(name: "Keyring", dependencies: ["CSecretShim", "WizardProtocol", "Threading"]),
-        // libcurl (and libcrypto, for certificate digests) are dlopen'ed on the first HTTP use by
-        // this C shim, never linked, so start-up does not map them. Its header brings
+        // libcurl is dlopen'ed on the first HTTP use by this C shim, never linked, so start-up
+        // does not map it and its ~30 libraries. Its header brings
         // <curl/curl.h> (default include path; Debian: libcurl4-openssl-dev) for types and
         // constants, and non-variadic setopt/getinfo wrappers and the CURLAUTH_* values.
         .target(name: "CCurlShim"),
-        .target(name: "HTTP", dependencies: ["CCurlShim"]),
+        // OpenSSL's libcrypto, dlopen'ed on first use (certificate digests, RS256 signatures).
+        .target(name: "CLibcryptoShim"),
+        .target(name: "HTTP", dependencies: ["CCurlShim", "CLibcryptoShim"]),
+        // SHA-256 in Swift and RSA signature checks through CLibcryptoShim: no Foundation.
+        .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
         .target(name: "XMLTree"),
         .target(name: "DNS", dependencies: ["Threading"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
-        // calls (libcurl), id_token checks (RS256 through swift-crypto).
+        // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
             "HTTP", "ConnectorCore", "WizardProtocol", "Threading", "XMLTree",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            "Cryptography",
         ]),
         .target(name: "ConnectorCore", dependencies: ["HTTP", "WizardProtocol"], path: "Sources/Connectors/Core"),
         .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
@@ -60,7 +62,6 @@ let package = Package(
         ]),
         .executableTarget(name: "syncwizard", dependencies: [
             "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC"], path: "Tests/TestSupport"),
@@ -69,8 +70,9 @@ let package = Package(
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
+        // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(name: "OAuthTests", dependencies: [
-            "OAuth", "WizardProtocol", "TestSupport",
+            "OAuth", "Cryptography", "WizardProtocol", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

@@ -6,13 +6,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-#include <openssl/bio.h>
-#include <openssl/crypto.h>
-#include <openssl/pem.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
 
 // MARK: libcurl, loaded on first use
 
@@ -204,77 +197,6 @@ unsigned long ccurl_auth_basic(void) { return CURLAUTH_BASIC; }
 unsigned long ccurl_auth_ntlm(void) { return CURLAUTH_NTLM; }
 unsigned long ccurl_auth_negotiate(void) { return CURLAUTH_NEGOTIATE; }
 unsigned long ccurl_auth_bearer(void) { return CURLAUTH_BEARER; }
-
-// MARK: libcrypto, loaded on first use (libcurl has loaded it by then: it links OpenSSL)
-
-#define SW_CRYPTO_FUNCTIONS(X)                                                                     \
-    X(BIO_new_mem_buf)                                                                             \
-    X(BIO_free)                                                                                    \
-    X(PEM_read_bio_X509)                                                                           \
-    X(X509_free)                                                                                   \
-    X(i2d_X509)                                                                                    \
-    X(X509_get_X509_PUBKEY)                                                                        \
-    X(i2d_X509_PUBKEY)                                                                             \
-    X(X509_get0_notAfter)                                                                          \
-    X(ASN1_TIME_to_tm)                                                                             \
-    X(SHA256)                                                                                      \
-    X(CRYPTO_free)
-
-static struct {
-#define X(name) __typeof__(name) *name;
-    SW_CRYPTO_FUNCTIONS(X)
-#undef X
-} crypto;
-
-static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
-static int crypto_ready;
-
-static void crypto_load_once(void) {
-    void *library = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (library == NULL) return;
-#define X(name)                                                                                    \
-    crypto.name = (__typeof__(name) *)dlsym(library, #name);                                       \
-    if (crypto.name == NULL) {                                                                     \
-        dlclose(library);                                                                          \
-        memset(&crypto, 0, sizeof crypto);                                                         \
-        return;                                                                                    \
-    }
-    SW_CRYPTO_FUNCTIONS(X)
-#undef X
-    crypto_ready = 1;
-}
-
-int ccurl_certificate_inspect(const char *pem, size_t length, ccurl_certificate_facts *facts) {
-    if (pem == NULL || facts == NULL || length > 1024 * 1024) return -1;
-    memset(facts, 0, sizeof(*facts));
-    pthread_once(&crypto_once, crypto_load_once);
-    if (!crypto_ready) return -1;
-
-    BIO *bio = crypto.BIO_new_mem_buf(pem, (int)length);
-    if (bio == NULL) return -1;
-    X509 *certificate = crypto.PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    crypto.BIO_free(bio);
-    if (certificate == NULL) return -1;
-
-    int status = -1;
-    unsigned char *der = NULL;
-    unsigned char *spki = NULL;
-    int der_length = crypto.i2d_X509(certificate, &der);
-    int spki_length = crypto.i2d_X509_PUBKEY(crypto.X509_get_X509_PUBKEY(certificate), &spki);
-    struct tm expiry;
-    if (der_length > 0 && spki_length > 0
-        && crypto.ASN1_TIME_to_tm(crypto.X509_get0_notAfter(certificate), &expiry) == 1) {
-        crypto.SHA256(der, (size_t)der_length, facts->certificate_sha256);
-        crypto.SHA256(spki, (size_t)spki_length, facts->public_key_sha256);
-        facts->not_after = (long long)timegm(&expiry);
-        status = 0;
-    }
-    // OPENSSL_free is a macro for CRYPTO_free(pointer, OPENSSL_FILE, OPENSSL_LINE).
-    crypto.CRYPTO_free(der, __FILE__, __LINE__);
-    crypto.CRYPTO_free(spki, __FILE__, __LINE__);
-    crypto.X509_free(certificate);
-    return status;
-}
 
 void ccurl_name_current_thread(const char *name) {
     pthread_setname_np(pthread_self(), name);

@@ -1,4 +1,4 @@
-import CCurlShim
+import CLibcryptoShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,8 +15,8 @@ struct ServerCertificate {
     /// `fields` are certinfo's "Subject", "Issuer", "Cert" (PEM) entries for the leaf.
     init?(certinfo fields: [String: String]) {
         guard let pem = fields["Cert"], pem.contains("-----BEGIN CERTIFICATE-----") else { return nil }
-        var facts = ccurl_certificate_facts()
-        let status = pem.withCString { ccurl_certificate_inspect($0, strlen($0), &facts) }
+        var facts = swcrypto_certificate_facts()
+        let status = pem.withCString { swcrypto_certificate_inspect($0, strlen($0), &facts) }
         guard status == 0 else { return nil }
         sha256 = withUnsafeBytes(of: facts.certificate_sha256) { Self.hex($0) }
         publicKeySHA256Base64 = withUnsafeBytes(of: facts.public_key_sha256) { Self.base64($0) }

@@ -7,7 +7,7 @@ public enum Framing: Sendable, Equatable {
 }
 
 /// What the parser found in the byte stream.
-public enum FrameEvent: Equatable {
+public enum FrameEvent: Equatable, Sendable {
     case message([UInt8], Framing)
     /// The message exceeded the size limit; its bytes are being skipped.
     case tooLarge(Framing, declaredLength: Int?)
@@ -29,6 +29,9 @@ public struct FrameParser {
         case line(scannedTo: Int)
         case skippingLine
         case headers(scannedTo: Int)
+        /// After an oversize header block: discard up to its blank line (the last 2 bytes stay
+        /// buffered so a terminator split across reads is still seen).
+        case skippingHeaders
         case body(length: Int)
         case skippingBody(remaining: Int)
     }
@@ -67,7 +70,7 @@ public struct FrameParser {
         case .body(let length):
             // A complete header block promising a body that never came is an error too.
             if length > 0 { events.append(.truncated(.contentLength)) }
-        case .start, .skippingLine, .skippingBody:
+        case .start, .skippingLine, .skippingHeaders, .skippingBody:
             break
         }
         buffer.removeAll()
@@ -100,18 +103,23 @@ public struct FrameParser {
             return true
 
         case .line(let scanned):
+            // The limit counts the bytes before the LF except one CR, so the verdict does not
+            // depend on where reads happen to split the line.
             if let newline = firstIndex(of: 0x0A, from: scanned) {
+                let crlf = newline > head && buffer[newline - 1] == 0x0D
+                let size = newline - head - (crlf ? 1 : 0)
                 let line = trimmedLine(head, newline)
                 head = newline + 1
                 state = .start
-                if line.count > maximumMessageBytes {
+                if size > maximumMessageBytes {
                     events.append(.tooLarge(.ndjson, declaredLength: nil))
                 } else if !line.isEmpty {
                     events.append(.message(line, .ndjson))
                 }
                 return true
             }
-            if buffer.count - head > maximumMessageBytes {
+            let pending = buffer.count - head
+            if pending > maximumMessageBytes + 1 || (pending == maximumMessageBytes + 1 && buffer[buffer.count - 1] != 0x0D) {
                 events.append(.tooLarge(.ndjson, declaredLength: nil))
                 head = buffer.count
                 state = .skippingLine
@@ -131,14 +139,22 @@ public struct FrameParser {
 
         case .headers(let scanned):
             guard let (headerEnd, bodyStart) = endOfHeaders(from: max(head, scanned - 3)) else {
-                if buffer.count - head > Self.maximumHeaderBytes {
-                    events.append(.badHeader("The header block is longer than \(Self.maximumHeaderBytes) bytes."))
-                    head = buffer.count
-                    state = .skippingLine
+                // No terminator yet, so the block ends at or after buffer.count - 2 (its first
+                // LF): beyond that, it is too long whichever way the rest arrives.
+                if buffer.count - head > Self.maximumHeaderBytes + 2 {
+                    events.append(Self.headerTooLong)
+                    head = buffer.count - 2
+                    state = .skippingHeaders
                     return false
                 }
                 state = .headers(scannedTo: buffer.count)
                 return false
+            }
+            if headerEnd - head > Self.maximumHeaderBytes {
+                events.append(Self.headerTooLong)
+                head = bodyStart
+                state = .start
+                return true
             }
             let headerBytes = Array(buffer[head..<headerEnd])
             head = bodyStart
@@ -153,6 +169,15 @@ public struct FrameParser {
                 state = .body(length: length)
             }
             return true
+
+        case .skippingHeaders:
+            if let (_, bodyStart) = endOfHeaders(from: head) {
+                head = bodyStart
+                state = .start
+                return true
+            }
+            head = max(head, buffer.count - 2)
+            return false
 
         case .body(let length):
             guard buffer.count - head >= length else { return false }
@@ -173,6 +198,8 @@ public struct FrameParser {
             return false
         }
     }
+
+    private static let headerTooLong = FrameEvent.badHeader("The header block is longer than \(maximumHeaderBytes) bytes.")
 
     private func isWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D

@@ -1,11 +1,15 @@
-import Crypto
-import _CryptoExtras
+import Cryptography
 import WizardProtocol
 
 /// One key from a JWKS document.
 public struct JSONWebKey: Sendable {
     public var kid: String?
-    public var key: _RSA.Signing.PublicKey
+    public var key: RSAPublicKey
+
+    public init(kid: String?, key: RSAPublicKey) {
+        self.kid = kid
+        self.key = key
+    }
 }
 
 public enum JWKS {
@@ -17,7 +21,7 @@ public enum JWKS {
         var result: [JSONWebKey] = []
         for key in keys where key["kty"]?.stringValue == "RSA" && (key["use"]?.stringValue ?? "sig") == "sig" {
             guard let n = key["n"]?.stringValue.flatMap(Base64URL.decode), let e = key["e"]?.stringValue.flatMap(Base64URL.decode),
-                  let publicKey = try? _RSA.Signing.PublicKey(n: n, e: e) else { continue }
+                  let publicKey = try? RSAPublicKey(modulus: n, exponent: e) else { continue }
             result.append(JSONWebKey(kid: key["kid"]?.stringValue, key: publicKey))
         }
         guard !result.isEmpty else {
@@ -45,7 +49,7 @@ public struct IDTokenExpectations: Sendable {
     }
 }
 
-/// Checks an id_token: RS256 signature against the provider's keys (swift-crypto), then iss,
+/// Checks an id_token: RS256 signature against the provider's keys (OpenSSL), then iss,
 /// aud, exp/nbf with a small leeway, and the nonce sent in the authorization request.
 public enum IDTokenValidator {
     public static func validate(_ token: String, keys: [JSONWebKey], expect: IDTokenExpectations,
@@ -62,9 +66,10 @@ public enum IDTokenValidator {
         let kid = header["kid"]?.stringValue
         let candidates = keys.filter { kid == nil || $0.kid == nil || $0.kid == kid }
         let signedPart = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        let digest = SHA256.hash(data: signedPart)
-        let rsaSignature = _RSA.Signing.RSASignature(rawRepresentation: signature)
-        guard candidates.contains(where: { $0.key.isValidSignature(rsaSignature, for: digest, padding: .insecurePKCS1v1_5) }) else {
+        guard candidates.contains(where: { $0.key.isValidSHA256Signature(signature, for: signedPart) }) else {
+            if let reason = RSAPublicKey.unavailableReason {
+                throw RPCError(.internalError, "The id_token's signature cannot be checked: \(reason)")
+            }
             throw invalid("The id_token's signature does not verify against the identity provider's keys.")
         }
         let payloadValue = JSONValue.object(payload)

@@ -1,4 +1,4 @@
-import Crypto
+import Cryptography
 
 /// RFC 7636 proof key: a random verifier kept here and its S256 challenge sent in the
 /// authorization URL, so an intercepted code is useless without the verifier.
@@ -14,7 +14,7 @@ public struct PKCE: Sendable {
     public init(verifier: String) { self.verifier = verifier }
 
     public static func challenge(for verifier: String) -> String {
-        Base64URL.encode(Array(SHA256.hash(data: Array(verifier.utf8))))
+        Base64URL.encode(SHA256.hash(verifier.utf8))
     }
 }
 

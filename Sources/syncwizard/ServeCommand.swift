@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ArgumentParser
 import JSONRPC
 import Keyring
 import Logging
@@ -13,84 +12,128 @@ import Wizard
 import WizardProtocol
 
 /// `syncwizard`: serves the "Configure Systems" step over JSON-RPC 2.0 on stdin/stdout.
-struct ServeCommand: ParsableCommand {
+struct ServeCommand {
     static let version = "0.1.0"
     nonisolated(unsafe) static var protocolOutput: Int32 = STDOUT_FILENO
 
-    static let configuration = CommandConfiguration(
-        commandName: "syncwizard",
-        abstract: "Serve the synchronizer wizard's \"Configure Systems\" step over JSON-RPC 2.0 on stdin/stdout.",
-        discussion: """
-            Send one JSON-RPC object per line (NDJSON) or LSP-style Content-Length frames; \
-            replies use the framing of their request. Logs go to stderr. \
-            Call rpc.discover for the full contract.
-            """,
-        version: version)
+    static let abstract = "Serve the synchronizer wizard's \"Configure Systems\" step over JSON-RPC 2.0 on stdin/stdout."
+    static let discussion = """
+        Send one JSON-RPC object per line (NDJSON) or LSP-style Content-Length frames; replies use \
+        the framing of their request. Logs go to stderr. Call rpc.discover for the full contract.
+        """
 
-    enum SecretStoreChoice: String, ExpressibleByArgument, CaseIterable {
+    static let parser = CommandLineParser(commandName: "syncwizard", options: [
+        .init(name: "log-level", valueName: "level",
+              help: "Log level on stderr: trace, debug, info, notice, warning, error or critical (env SYNCWIZARD_LOG_LEVEL).",
+              defaultValue: "notice"),
+        .init(name: "config-dir", valueName: "directory",
+              help: "Directory for profiles and provider settings (env SYNCWIZARD_CONFIG_DIR). Default: $XDG_CONFIG_HOME/syncwizard, or ~/.config/syncwizard."),
+        .init(name: "secret-store", valueName: "keyring|memory",
+              help: "Where secrets live: 'keyring' (the desktop keyring through libsecret) or 'memory' (this process only, for scripts and tests; env SYNCWIZARD_SECRET_STORE).",
+              defaultValue: "keyring"),
+        .init(name: "trace-file", valueName: "file",
+              help: "Mirror the protocol stream, with every secret redacted, into this file."),
+        .init(name: "max-message-bytes", valueName: "bytes",
+              help: "Largest accepted message in bytes; larger ones are answered with messageTooLarge.",
+              defaultValue: "4194304"),
+        .init(name: "ca-file", valueName: "file",
+              help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA (env SYNCWIZARD_CA_FILE)."),
+        .init(name: "connect-to", valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT",
+              help: "Connect to another address for a host name, as libcurl's CONNECT_TO, e.g. mail.contoso.com:443:10.0.0.5:443; TLS is still verified against HOST (env SYNCWIZARD_CONNECT_TO, comma separated).",
+              repeatable: true),
+        .init(name: "dns-server", valueName: "IP[:PORT]",
+              help: "DNS server for Autodiscover's SRV lookup (env SYNCWIZARD_DNS_SERVER; default: /etc/resolv.conf)."),
+        .init(name: "autodiscover-budget", valueName: "seconds",
+              help: "Seconds Autodiscover may take in all before it gives up.", defaultValue: "15"),
+        .init(name: "superoffice-host", valueName: "ENV=HOST",
+              help: "Authentication host of a SuperOffice environment; defaults: sod=sod.superoffice.com, stage=qaonline.superoffice.com, online=online.superoffice.com.",
+              repeatable: true),
+        .init(name: "sign-in-timeout", valueName: "seconds",
+              help: "Seconds a browser sign-in stays open before it fails with signInTimedOut.", defaultValue: "600"),
+    ])
+
+    enum SecretStoreChoice: String, CaseIterable {
         case keyring, memory
     }
 
-    @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = ProcessInfoLite.environment("SYNCWIZARD_LOG_LEVEL") ?? "notice"
+    enum Parsed {
+        case help, version, serve(ServeCommand)
+    }
 
-    @Option(help: ArgumentHelp("Directory for profiles and provider settings (env SYNCWIZARD_CONFIG_DIR).",
-                               discussion: "Default: $XDG_CONFIG_HOME/syncwizard, or ~/.config/syncwizard."))
+    var logLevel = ProcessInfoLite.environment("SYNCWIZARD_LOG_LEVEL") ?? "notice"
     var configDir: String?
-
-    @Option(help: "Where secrets live: 'keyring' (the desktop keyring through libsecret) or 'memory' (this process only, for scripts and tests; env SYNCWIZARD_SECRET_STORE).")
     var secretStore: SecretStoreChoice?
-
-    @Option(help: "Mirror the protocol stream, with every secret redacted, into this file.")
     var traceFile: String?
-
-    @Option(help: "Largest accepted message in bytes; larger ones are answered with messageTooLarge.")
-    var maxMessageBytes: Int = 4 * 1024 * 1024
-
-    @Option(help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA (env SYNCWIZARD_CA_FILE).")
+    var maxMessageBytes = 4 * 1024 * 1024
     var caFile: String?
-
-    @Option(help: ArgumentHelp("Connect to another address for a host name, as libcurl's CONNECT_TO; repeatable (env SYNCWIZARD_CONNECT_TO, comma separated).",
-                               discussion: "HOST:PORT:CONNECT_HOST:CONNECT_PORT, e.g. mail.contoso.com:443:10.0.0.5:443. TLS is still verified against HOST.",
-                               valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT"))
     var connectTo: [String] = []
-
-    @Option(help: "DNS server for Autodiscover's SRV lookup, IP[:PORT] (env SYNCWIZARD_DNS_SERVER; default: /etc/resolv.conf).")
     var dnsServer: String?
-
-    @Option(help: "Seconds Autodiscover may take in all before it gives up.")
     var autodiscoverBudget: Double = 15
-
-    @Option(help: ArgumentHelp("Authentication host of a SuperOffice environment, ENV=HOST (repeatable); defaults: sod=sod.superoffice.com, stage=qaonline.superoffice.com, online=online.superoffice.com.",
-                               valueName: "ENV=HOST"))
     var superofficeHost: [String] = []
-
-    @Option(help: "Seconds a browser sign-in stays open before it fails with signInTimedOut.")
     var signInTimeout: Double = 600
 
-    func validate() throws {
+    typealias UsageError = CommandLineParser.UsageError
+
+    static func parse(_ arguments: [String]) throws(UsageError) -> Parsed {
+        let values: [String: [String]]
+        switch try parser.parse(arguments) {
+        case .help: return .help
+        case .version: return .version
+        case .values(let parsed): values = parsed
+        }
+        var command = ServeCommand()
+        if let value = values["log-level"]?.last { command.logLevel = value }
+        command.configDir = values["config-dir"]?.last
+        if let value = values["secret-store"]?.last {
+            guard let choice = SecretStoreChoice(rawValue: value) else {
+                throw UsageError(message: "--secret-store must be 'keyring' or 'memory', not '\(value)'.")
+            }
+            command.secretStore = choice
+        }
+        command.traceFile = values["trace-file"]?.last
+        if let value = values["max-message-bytes"]?.last {
+            guard let bytes = Int(value) else { throw UsageError(message: "--max-message-bytes takes a whole number of bytes, not '\(value)'.") }
+            command.maxMessageBytes = bytes
+        }
+        command.caFile = values["ca-file"]?.last
+        command.connectTo = values["connect-to"] ?? []
+        command.dnsServer = values["dns-server"]?.last
+        if let value = values["autodiscover-budget"]?.last {
+            guard let seconds = Double(value), seconds.isFinite else { throw UsageError(message: "--autodiscover-budget takes seconds, not '\(value)'.") }
+            command.autodiscoverBudget = seconds
+        }
+        command.superofficeHost = values["superoffice-host"] ?? []
+        if let value = values["sign-in-timeout"]?.last {
+            guard let seconds = Double(value), seconds.isFinite else { throw UsageError(message: "--sign-in-timeout takes seconds, not '\(value)'.") }
+            command.signInTimeout = seconds
+        }
+        try command.validate()
+        return .serve(command)
+    }
+
+    func validate() throws(UsageError) {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical.")
+            throw UsageError(message: "--log-level must be one of trace, debug, info, notice, warning, error, critical.")
         }
         _ = try superOfficeHosts()
         guard signInTimeout >= 1, signInTimeout <= 86400 else {
-            throw ValidationError("--sign-in-timeout must be between 1 and 86400 seconds.")
+            throw UsageError(message: "--sign-in-timeout must be between 1 and 86400 seconds.")
         }
         guard autodiscoverBudget > 0, autodiscoverBudget <= 300 else {
-            throw ValidationError("--autodiscover-budget must be between 0 and 300 seconds.")
+            throw UsageError(message: "--autodiscover-budget must be between 0 and 300 seconds.")
         }
         if let file = caFile ?? ProcessInfoLite.environment("SYNCWIZARD_CA_FILE"), access(file, R_OK) != 0 {
-            throw ValidationError("The CA file '\(file)' cannot be read.")
+            throw UsageError(message: "The CA file '\(file)' cannot be read.")
         }
         for entry in connectToEntries where entry.split(separator: ":", omittingEmptySubsequences: false).count != 4 {
-            throw ValidationError("'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
+            throw UsageError(message: "'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
         }
         guard maxMessageBytes >= 1024 else {
-            throw ValidationError("--max-message-bytes must be at least 1024.")
+            throw UsageError(message: "--max-message-bytes must be at least 1024.")
         }
         if let env = ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE"), secretStore == nil,
            SecretStoreChoice(rawValue: env) == nil {
-            throw ValidationError("SYNCWIZARD_SECRET_STORE must be 'keyring' or 'memory'.")
+            throw UsageError(message: "SYNCWIZARD_SECRET_STORE must be 'keyring' or 'memory'.")
         }
     }
 
@@ -100,19 +143,19 @@ struct ServeCommand: ParsableCommand {
         return connectTo + fromEnvironment
     }
 
-    func superOfficeHosts() throws -> [SuperOfficeEnvironment: String] {
+    func superOfficeHosts() throws(UsageError) -> [SuperOfficeEnvironment: String] {
         var hosts = SuperOffice.defaultHosts
         for entry in superofficeHost {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let environment = SuperOfficeEnvironment(rawValue: parts[0]), Hostname.isPlausible(parts[1]) else {
-                throw ValidationError("--superoffice-host takes ENV=HOST with ENV one of sod, stage, online.")
+                throw UsageError(message: "--superoffice-host takes ENV=HOST with ENV one of sod, stage, online.")
             }
             hosts[environment] = parts[1].lowercased()
         }
         return hosts
     }
 
-    func run() throws {
+    func run() throws(UsageError) -> Never {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -129,7 +172,7 @@ struct ServeCommand: ParsableCommand {
 
         var trace: TraceFile?
         if let traceFile {
-            do { trace = try TraceFile(path: traceFile) } catch { throw ValidationError(error.message) }
+            do { trace = try TraceFile(path: traceFile) } catch { throw UsageError(message: error.message) }
         }
 
         let output = OutputChannel(fd: Self.protocolOutput, trace: trace)

@@ -4,8 +4,39 @@ import Glibc
 import Darwin
 #endif
 
+/// A usage error: the message and a pointer to --help on stderr, exit status 64 (EX_USAGE).
+func exitWithUsageError(_ error: ServeCommand.UsageError) -> Never {
+    let text = "syncwizard: error: \(error.message)\nRun 'syncwizard --help' for the options.\n"
+    _ = text.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+    exit(64)
+}
+
+func printToStdout(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if written < 0, errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}
+
 // Flags first: --help and --version print to the real stdout and exit.
-let command = ServeCommand.parseOrExit()
+let command: ServeCommand
+do {
+    switch try ServeCommand.parse(Array(CommandLine.arguments.dropFirst())) {
+    case .help:
+        printToStdout(ServeCommand.parser.helpText(abstract: ServeCommand.abstract, discussion: ServeCommand.discussion))
+        exit(0)
+    case .version:
+        printToStdout(ServeCommand.version + "\n")
+        exit(0)
+    case .serve(let parsed):
+        command = parsed
+    }
+} catch {
+    exitWithUsageError(error)
+}
 
 // stdout belongs to the protocol. Keep a private copy of it and point fd 1 at stderr, so that
 // a stray print() from any library lands in the log instead of corrupting the stream.
@@ -23,5 +54,5 @@ ServeCommand.protocolOutput = protocolOutput
 do {
     try command.run()
 } catch {
-    ServeCommand.exit(withError: error)
+    exitWithUsageError(error)
 }

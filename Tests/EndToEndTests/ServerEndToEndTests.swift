@@ -140,6 +140,48 @@ import WizardProtocol
         }
     }
 
+    /// Runs the binary with `arguments` to completion: (exit status, stdout, stderr).
+    static func runToExit(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPaths.binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    @Test(arguments: [
+        (["--log-levl", "debug"], "Unknown option '--log-levl'. Did you mean '--log-level'?"),
+        (["--secret-store"], "Missing value for '--secret-store"),
+        (["--secret-store", "vault"], "--secret-store must be 'keyring' or 'memory', not 'vault'."),
+        (["--max-message-bytes=lots"], "--max-message-bytes takes a whole number of bytes, not 'lots'."),
+        (["--config-dir", "/tmp/a", "--config-dir", "/tmp/b"], "'--config-dir' was given more than once."),
+        (["serve"], "Unexpected argument 'serve'"),
+        (["-v"], "Unknown option '-v'."),
+        (["--connect-to", "a:443:b"], "'a:443:b' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT."),
+        (["--superoffice-host", "prod=x.example"], "--superoffice-host takes ENV=HOST"),
+    ])
+    func usageErrorsExit64WithAMessageAndNothingOnStdout(_ arguments: [String], _ message: String) throws {
+        let (status, stdout, stderr) = try Self.runToExit(arguments)
+        #expect(status == 64)
+        #expect(stdout.isEmpty)
+        #expect(stderr.contains(message), "\(stderr)")
+        #expect(stderr.contains("syncwizard --help"))
+    }
+
+    @Test func optionsTakeTheirValueAfterAnEqualsSignOrAsTheNextArgument() async throws {
+        let server = try ServerProcess(arguments: ["--secret-store=memory", "--max-message-bytes", "2048",
+                                                   "--connect-to=a.test:443:127.0.0.1:1", "--connect-to", "b.test:443:127.0.0.1:2"])
+        let result = try await server.call("initialize", ["clientInfo": ["name": "cli-test"]])
+        #expect(result["capabilities"]?["maximumMessageBytes"] == 2048, "\(result)")
+    }
+
     @Test func nothingAfterExitIsAnswered() async throws {
         let server = try ServerProcess()
         server.sendRaw(#"{"jsonrpc":"2.0","method":"exit"}"# + "\n" + #"{"jsonrpc":"2.0","id":1,"method":"ping"}"# + "\n")

@@ -66,6 +66,56 @@ import WizardProtocol
         #expect(parser.bufferedByteCount < 200)
     }
 
+    /// Fuzz finding frame-limit-crlf: the verdict on a line at the limit must not depend on
+    /// where reads split it. One CR before the LF is framing; anything else counts.
+    @Test(arguments: [("", true), ("\r", true), (" ", false), ("\t\r", false), ("\r\r", false)])
+    func lineAtTheLimitGetsOneVerdictWhateverTheSplit(_ tail: String, _ fits: Bool) {
+        let limit = 64
+        let body = [UInt8](repeating: UInt8(ascii: "1"), count: limit)
+        let stream = body + Array(tail.utf8) + [0x0A] + ping + [0x0A]
+        let expected: [FrameEvent] = [fits ? .message(body, .ndjson) : .tooLarge(.ndjson, declaredLength: nil), .message(ping, .ndjson)]
+        for split in 0...stream.count {
+            var parser = FrameParser(maximumMessageBytes: limit)
+            let events = parser.feed(Array(stream[..<split])) + parser.feed(Array(stream[split...])) + parser.finish()
+            #expect(events == expected, "tail \(Array(tail.utf8)), split at \(split)")
+        }
+        var bytewise = FrameParser(maximumMessageBytes: limit)
+        #expect(stream.flatMap { bytewise.feed([$0]) } + bytewise.finish() == expected)
+    }
+
+    /// Fuzz finding frame-header-limit: a header block over 8 KiB is refused as a whole, whether
+    /// it arrives in one read or in pieces, and the stream resumes after its blank line.
+    @Test(arguments: ["\n\n", "\r\n\r\n", "\n\r\n"])
+    func headerBlockOverTheLimitIsRefusedWhateverTheSplit(_ terminator: String) {
+        let header = "Content-Length: 2\r\nX-Pad: " + String(repeating: "a", count: 9000) + terminator
+        let stream = Array(header.utf8) + Array("{}".utf8) + [0x0A] + framedPing
+        var splits = Array(stride(from: 0, through: stream.count, by: 97))
+        splits += (8185...8200).map { $0 } + (header.utf8.count - 4...header.utf8.count + 1).map { $0 }
+        for split in splits {
+            var parser = FrameParser(maximumMessageBytes: 1 << 20)
+            let events = parser.feed(Array(stream[..<split])) + parser.feed(Array(stream[split...])) + parser.finish()
+            #expect(events.count == 3, "split at \(split): \(events)")
+            guard case .badHeader(let problem)? = events.first else {
+                Issue.record("split at \(split): expected badHeader first, got \(events)")
+                continue
+            }
+            #expect(problem.contains("8192"))
+            #expect(Array(events.dropFirst()) == [.message(Array("{}".utf8), .ndjson), .message(ping, .contentLength)], "split at \(split)")
+            #expect(parser.bufferedByteCount == 0)
+        }
+    }
+
+    @Test func headerBlockAtTheLimitIsParsed() {
+        let prefix = "Content-Length: \(ping.count)\r\nX-Pad: "
+        let header = prefix + String(repeating: "a", count: 8192 - prefix.utf8.count - 1) + "\r"
+        #expect(header.utf8.count == 8192)
+        let stream = Array((header + "\n\r\n").utf8) + ping
+        for split in 8180...stream.count {
+            var parser = FrameParser(maximumMessageBytes: 1 << 20)
+            #expect(parser.feed(Array(stream[..<split])) + parser.feed(Array(stream[split...])) == [.message(ping, .contentLength)], "split at \(split)")
+        }
+    }
+
     @Test func oversizeContentLengthIsSkippedWithoutBuffering() {
         var parser = FrameParser(maximumMessageBytes: 100)
         var events = parser.feed(Array("Content-Length: 5000\r\n\r\n".utf8))

@@ -1,5 +1,6 @@
 import Crypto
 import _CryptoExtras
+import Cryptography
 import Foundation
 @testable import OAuth
 import Testing
@@ -53,14 +54,19 @@ import WizardProtocol
     static let otherKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
 
     static func jwks(_ key: _RSA.Signing.PrivateKey, kid: String) -> [JSONWebKey] {
-        [JSONWebKey(kid: kid, key: key.publicKey)]
+        [JSONWebKey(kid: kid, key: publicKey(key))]
+    }
+
+    static func publicKey(_ key: _RSA.Signing.PrivateKey) -> RSAPublicKey {
+        let primitives = try! key.publicKey.getKeyPrimitives()
+        return try! RSAPublicKey(modulus: Array(primitives.modulus), exponent: Array(primitives.publicExponent))
     }
 
     static func token(_ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256") throws -> String {
         let header = Base64URL.encode(JSONWriter.bytes(["alg": .string(alg), "kid": .string(kid), "typ": "JWT"]))
         let payload = Base64URL.encode(JSONWriter.bytes(claims))
         let signingInput = header + "." + payload
-        let signature = try key.signature(for: SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5)
+        let signature = try key.signature(for: Crypto.SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5)
         return signingInput + "." + Base64URL.encode(Array(signature.rawRepresentation))
     }
 

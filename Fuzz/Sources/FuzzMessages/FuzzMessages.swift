@@ -60,8 +60,10 @@ func entry<P: RPCParams & Equatable>(
             }
             var known = Set(P.parameterNames)
             known.insert("params")
-            if case .object(let object)? = params { known.formUnion(object.keys) }
-            invariant(known.contains(field), "\(name): params error names the field \(escaped(field)), which is neither a parameter nor sent")
+            var sent: [String] = []
+            if case .object(let object)? = params { sent = object.keys }
+            // An unknown member is named in full, or clipped to its first bytes when long.
+            invariant(known.contains(field) || sent.contains { $0 == field || ($0.utf8.starts(with: field.utf8) && field.utf8.count >= 256) }, "\(name): params error names the field \(escaped(field)), which is neither a parameter nor sent")
             return .failure(error)
         }
     }
@@ -200,7 +202,8 @@ func handle(_ message: IncomingMessage) {
             case .failure(let error): reply(id: id, error: error, method)
             }
         } else {
-            let error = RPCError.methodNotFound(String(method.prefix(128)))
+            // As JSONRPC.Server quotes it.
+            let error = RPCError.methodNotFound(method.clipped(toBytes: 128))
             invariant(error.kind == .methodNotFound, "methodNotFound kind")
             reply(id: id, error: error, "methodNotFound")
         }
@@ -290,48 +293,32 @@ func describe(_ events: [FrameEvent]) -> String {
 /// Framings every client may use for a message (LSP base protocol: headers separated by CRLF,
 /// Content-Type optional and in any order; NDJSON with LF or CRLF). Each must give back exactly
 /// that message (or tooLarge when it exceeds the limit).
-func reframings(_ body: [UInt8]) -> [(name: String, bytes: [UInt8], framing: Framing, id: String?)] {
+func reframings(_ body: [UInt8]) -> [(name: String, bytes: [UInt8], framing: Framing)] {
     let n = body.count
-    var out: [(String, [UInt8], Framing, String?)] = [
-        ("Content-Length only, CRLF", Array("Content-Length: \(n)\r\n\r\n".utf8) + body, .contentLength, nil),
-        ("Content-Length only, LF", Array("content-length:\(n)\n\n".utf8) + body, .contentLength, nil),
-        ("Content-Length + Content-Type, CRLF", Array("Content-Length: \(n)\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n".utf8) + body,
-         .contentLength, "frame-crlf-headers"),
-        ("Content-Type + Content-Length, CRLF", Array("Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(n)\r\n\r\n".utf8) + body,
-         .contentLength, "frame-crlf-headers"),
+    var out: [(String, [UInt8], Framing)] = [
+        ("Content-Length only, CRLF", Array("Content-Length: \(n)\r\n\r\n".utf8) + body, .contentLength),
+        ("Content-Length only, LF", Array("content-length:\(n)\n\n".utf8) + body, .contentLength),
+        ("Content-Length + Content-Type, CRLF", Array("Content-Length: \(n)\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n".utf8) + body, .contentLength),
+        ("Content-Type + Content-Length, CRLF", Array("Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(n)\r\n\r\n".utf8) + body, .contentLength),
     ]
     let ws: [UInt8] = [0x20, 0x09, 0x0A, 0x0D]
     let looksLikeHeader = body.prefix(8).map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 } == Array("content-".utf8)
     if let first = body.first, let last = body.last, !ws.contains(first), !ws.contains(last), !looksLikeHeader,
        !body.contains(0x0A), !body.contains(0x0D) {
-        out.append(("NDJSON, LF", body + [0x0A], .ndjson, nil))
-        out.append(("NDJSON, CRLF", body + [0x0D, 0x0A], .ndjson, nil))
+        out.append(("NDJSON, LF", body + [0x0A], .ndjson))
+        out.append(("NDJSON, CRLF", body + [0x0D, 0x0A], .ndjson))
     }
     return out
 }
 
 func checkReframing(_ body: [UInt8], limit: Int) {
-    for (name, bytes, framing, id) in reframings(body) {
-        if let id, !KnownBugs.check(id) { continue }
+    for (name, bytes, framing) in reframings(body) {
         var parser = FrameParser(maximumMessageBytes: limit)
         let events = parser.feed(bytes) + parser.finish()
         let expected: [FrameEvent] = body.count > limit ? [.tooLarge(framing, declaredLength: framing == .contentLength ? body.count : nil)]
                                                         : [.message(body, framing)]
         invariant(events == expected, "\(name) framing of a \(body.count)-byte message (limit \(limit)) gives [\(describe(events))]: \(escaped(bytes))")
     }
-}
-
-/// Events of one framing against another. With the reported finding "frame-limit-crlf"
-/// tolerated (a line whose trailing CR/space/tab take it over the limit is a message when its LF
-/// arrives in the same read, tooLarge when a read ends before the LF), exactly that substitution
-/// is allowed: an NDJSON message within the limit in `whole` against tooLarge in `other`.
-func sameFraming(_ whole: [FrameEvent], _ other: [FrameEvent], limit: Int) -> Bool {
-    if whole == other { return true }
-    guard !KnownBugs.check("frame-limit-crlf"), whole.count == other.count else { return false }
-    for (a, b) in zip(whole, other) where a != b {
-        guard case .message(let bytes, .ndjson) = a, bytes.count <= limit, case .tooLarge(.ndjson, nil) = b else { return false }
-    }
-    return true
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -348,12 +335,8 @@ public func fuzzMessages(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let whole = frame(input, limit: limit, cuts: [])
     let halves = frame(input, limit: limit, cuts: [split])
     let chunks = frame(input, limit: limit, cuts: Array(stride(from: chunk, to: input.count, by: chunk)))
-    // "frame-header-limit": a header block over 8192 bytes is parsed when its end arrives in the
-    // same read and badHeader otherwise (only inputs over 8 KiB can show it).
-    if KnownBugs.check("frame-header-limit") || input.count <= 8192 {
-        invariant(sameFraming(whole, halves, limit: limit), "framing depends on how the input is split (at \(split)): whole [\(describe(whole))] vs split [\(describe(halves))]")
-        invariant(sameFraming(whole, chunks, limit: limit), "framing depends on how the input is split (chunks of \(chunk)): whole [\(describe(whole))] vs chunks [\(describe(chunks))]")
-    }
+    invariant(whole == halves, "framing depends on how the input is split (at \(split)): whole [\(describe(whole))] vs split [\(describe(halves))]")
+    invariant(whole == chunks, "framing depends on how the input is split (chunks of \(chunk)): whole [\(describe(whole))] vs chunks [\(describe(chunks))]")
 
     for event in whole {
         switch event {

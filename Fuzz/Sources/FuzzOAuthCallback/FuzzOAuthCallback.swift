@@ -72,9 +72,7 @@ let defaultHeader = Array(#"{"alg":"RS256","kid":"fuzz-key-1","typ":"JWT"}"#.utf
 
 func checkCallback(_ text: String) {
     let direct = CallbackChecks.parse(text)
-    if KnownBugs.check("query-grapheme") {
-        invariant(direct == referenceCallback(text), "AuthorizationCallback.parse reads \(escaped(text)) unlike a byte-wise URL parser")
-    }
+    invariant(direct == referenceCallback(text), "AuthorizationCallback.parse reads \(escaped(text)) unlike a byte-wise URL parser")
     // The same answer as a request target and as the URL a user pastes.
     if text.hasPrefix("/"), text.utf8.count < 16000 {
         let pasted = CallbackChecks.parse("http://127.0.0.1:49152" + text)
@@ -93,7 +91,6 @@ func checkCallback(_ text: String) {
 /// SignInPage puts a provider's error text into the HTML page the browser shows: it must arrive
 /// escaped (no markup characters; '&' only as the start of the escapes it writes).
 func checkPage(_ message: String) {
-    guard KnownBugs.check("xmlEscaped-grapheme") else { return }
     let empty = Array(SignInPage.render(title: "Sign-in failed", message: "", ok: false).utf8)
     let page = Array(SignInPage.render(title: "Sign-in failed", message: message, ok: false).utf8)
     let marker = Array("<p></p>".utf8)
@@ -166,11 +163,9 @@ func referenceCallback(_ target: String) -> Result<AuthorizationCallback, Author
 }
 
 func checkForm(_ text: String) {
-    if KnownBugs.check("query-grapheme") {
-        let parsed = FormEncoding.parseQuery(Substring(text))
-        invariant(parsed == referenceQuery(text),
-                  "FormEncoding.parseQuery splits \(escaped(text)) unlike a byte-wise parser: \(String(describing: parsed)) vs \(String(describing: referenceQuery(text)))")
-    }
+    let parsed = FormEncoding.parseQuery(Substring(text))
+    invariant(parsed == referenceQuery(text),
+              "FormEncoding.parseQuery splits \(escaped(text)) unlike a byte-wise parser: \(String(describing: parsed)) vs \(String(describing: referenceQuery(text)))")
     // Any string survives encode/decode.
     invariant(FormEncoding.decode(Substring(FormEncoding.encode(text))) == text, "FormEncoding encode/decode round trip fails for \(escaped(text))")
     guard let query = FormEncoding.parseQuery(Substring(text)) else { return }

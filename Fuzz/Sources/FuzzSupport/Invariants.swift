@@ -88,9 +88,7 @@ public enum JSONChecks {
     /// fault string), bounded only by the response size.
     public static func checkError(_ error: RPCError, _ what: @autoclosure () -> String, maximumMessageBytes: Int? = 2048) {
         invariant(ErrorKind.all.contains(error.kind), "\(what()): error kind \(error.kind.name) is not in ErrorKind.all (the contract)")
-        // "echo-grapheme-prefix": names are cut with prefix(n) Characters, and one Character can
-        // be any number of bytes (a base letter and combining marks).
-        invariant(error.message.utf8.count <= maximumMessageBytes ?? .max || !KnownBugs.check("echo-grapheme-prefix"),
+        invariant(error.message.utf8.count <= maximumMessageBytes ?? .max,
                   "\(what()): error message of \(error.message.utf8.count) bytes (unbounded input echoed?): \(escaped(error.message))")
         let json = error.json
         roundTrip(json, "\(what()): RPCError.json")

@@ -64,17 +64,6 @@ unsigned long ccurl_auth_ntlm(void);
 unsigned long ccurl_auth_negotiate(void);
 unsigned long ccurl_auth_bearer(void);
 
-/// Facts about one X.509 certificate, read with OpenSSL.
-typedef struct {
-    unsigned char certificate_sha256[32];  // SHA-256 of the DER certificate
-    unsigned char public_key_sha256[32];   // SHA-256 of the DER SubjectPublicKeyInfo
-    long long not_after;                   // seconds since 1970 (UTC)
-} ccurl_certificate_facts;
-
-/// Parses the first certificate in `pem` (length `length`). Returns 0 on success, -1 when it
-/// cannot be parsed or OpenSSL's libcrypto (libcrypto.so.3, loaded on first use) is missing.
-int ccurl_certificate_inspect(const char *pem, size_t length, ccurl_certificate_facts *facts);
-
 /// Names the calling thread (shows in gdb, top -H); at most 15 characters.
 void ccurl_name_current_thread(const char *name);
 

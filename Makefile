@@ -1,7 +1,7 @@
 # Two commands for a fresh Debian 12 machine:
 #   make run    install what is missing, build, serve JSON-RPC on stdin/stdout
 #   make test   install what the tests need and run every test
-.PHONY: run test build clean bench bench-quick fuzz
+.PHONY: run test build clean bench bench-quick fuzz fuzz-smoke
 
 run:
 	@scripts/run.sh $(ARGS)
@@ -23,3 +23,12 @@ bench: build
 
 bench-quick: build
 	Benchmarks/run.sh --quick
+
+# libFuzzer targets (Fuzz/README.md). fuzz-smoke is CI's: regressions, then 60 s per target,
+# the committed corpus left as it is.
+fuzz:
+	scripts/fuzz.sh $(or $(SECONDS_PER_TARGET),60)
+
+fuzz-smoke:
+	scripts/install-deps.sh
+	FUZZ_MERGE=0 scripts/fuzz.sh 60

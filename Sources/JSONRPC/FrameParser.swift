@@ -29,9 +29,6 @@ public struct FrameParser {
         case line(scannedTo: Int)
         case skippingLine
         case headers(scannedTo: Int)
-        /// After an oversize header block: discard up to its blank line (the last 2 bytes stay
-        /// buffered so a terminator split across reads is still seen).
-        case skippingHeaders
         case body(length: Int)
         case skippingBody(remaining: Int)
     }
@@ -70,7 +67,7 @@ public struct FrameParser {
         case .body(let length):
             // A complete header block promising a body that never came is an error too.
             if length > 0 { events.append(.truncated(.contentLength)) }
-        case .start, .skippingLine, .skippingHeaders, .skippingBody:
+        case .start, .skippingLine, .skippingBody:
             break
         }
         buffer.removeAll()
@@ -143,17 +140,15 @@ public struct FrameParser {
                 // LF): beyond that, it is too long whichever way the rest arrives.
                 if buffer.count - head > Self.maximumHeaderBytes + 2 {
                     events.append(Self.headerTooLong)
-                    head = buffer.count - 2
-                    state = .skippingHeaders
-                    return false
+                    skipThroughLine(at: head + Self.maximumHeaderBytes)
+                    return true
                 }
                 state = .headers(scannedTo: buffer.count)
                 return false
             }
             if headerEnd - head > Self.maximumHeaderBytes {
                 events.append(Self.headerTooLong)
-                head = bodyStart
-                state = .start
+                skipThroughLine(at: head + Self.maximumHeaderBytes)
                 return true
             }
             let headerBytes = Array(buffer[head..<headerEnd])
@@ -169,15 +164,6 @@ public struct FrameParser {
                 state = .body(length: length)
             }
             return true
-
-        case .skippingHeaders:
-            if let (_, bodyStart) = endOfHeaders(from: head) {
-                head = bodyStart
-                state = .start
-                return true
-            }
-            head = max(head, buffer.count - 2)
-            return false
 
         case .body(let length):
             guard buffer.count - head >= length else { return false }
@@ -196,6 +182,18 @@ public struct FrameParser {
             head = buffer.count
             state = .skippingBody(remaining: remaining - available)
             return false
+        }
+    }
+
+    /// After an oversize header block: resume after the line in which it passed the limit (a
+    /// position that does not depend on how reads split the input), like an oversize line.
+    private mutating func skipThroughLine(at position: Int) {
+        if let newline = firstIndex(of: 0x0A, from: position) {
+            head = newline + 1
+            state = .start
+        } else {
+            head = buffer.count
+            state = .skippingLine
         }
     }
 

@@ -83,8 +83,8 @@ import WizardProtocol
         #expect(stream.flatMap { bytewise.feed([$0]) } + bytewise.finish() == expected)
     }
 
-    /// Fuzz finding frame-header-limit: a header block over 8 KiB is refused as a whole, whether
-    /// it arrives in one read or in pieces, and the stream resumes after its blank line.
+    /// Fuzz finding frame-header-limit: a header block over 8 KiB is refused whether it arrives in
+    /// one read or in pieces, and the stream resumes after the line in which it passed the limit.
     @Test(arguments: ["\n\n", "\r\n\r\n", "\n\r\n"])
     func headerBlockOverTheLimitIsRefusedWhateverTheSplit(_ terminator: String) {
         let header = "Content-Length: 2\r\nX-Pad: " + String(repeating: "a", count: 9000) + terminator
@@ -102,6 +102,22 @@ import WizardProtocol
             #expect(problem.contains("8192"))
             #expect(Array(events.dropFirst()) == [.message(Array("{}".utf8), .ndjson), .message(ping, .contentLength)], "split at \(split)")
             #expect(parser.bufferedByteCount == 0)
+        }
+    }
+
+    /// A header line that never ends within the limit (what bad_input.py sends): refused, and the
+    /// next line is served.
+    @Test func endlessHeaderLineIsRefusedAndTheNextLineServedWhateverTheSplit() {
+        let stream = Array(("Content-Length: 5" + String(repeating: "x", count: 9000) + "\n").utf8) + ping + [0x0A] + framedPing
+        for split in Array(stride(from: 0, through: stream.count, by: 89)) + Array(8185...8200) {
+            var parser = FrameParser(maximumMessageBytes: 1 << 20)
+            let events = parser.feed(Array(stream[..<split])) + parser.feed(Array(stream[split...])) + parser.finish()
+            #expect(events.count == 3, "split at \(split): \(events)")
+            guard case .badHeader? = events.first else {
+                Issue.record("split at \(split): expected badHeader first, got \(events)")
+                continue
+            }
+            #expect(Array(events.dropFirst()) == [.message(ping, .ndjson), .message(ping, .contentLength)], "split at \(split)")
         }
     }
 

@@ -229,6 +229,7 @@ DEFAULT_CONFIG = {
     "codeLifetime": 600,
     "untrustedHosts": [],
     "extraHosts": [],
+    "delayMs": {},
     "scenario": "success",
     "superoffice": {
         "environments": {"sod": "sod.superoffice.com", "stage": "qaonline.superoffice.com",
@@ -298,6 +299,13 @@ class Config:
         self.code_lifetime = int(top["codeLifetime"])
         self.untrusted_hosts = {norm(h) for h in top["untrustedHosts"]}
         self.extra_hosts = [norm(h) for h in top["extraHosts"]]
+        # Host -> milliseconds to sleep before answering each request to it (control endpoints
+        # excepted); "*" applies to every host without an entry of its own.
+        delays = top["delayMs"]
+        if not isinstance(delays, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in delays.values()):
+            fail('delayMs must be {"HOST" | "*": milliseconds >= 0}')
+        self.delays = {(h if h == "*" else norm(h)): float(v) for h, v in delays.items()}
         self.scenario = top["scenario"]
         if self.scenario not in SCENARIOS and not str(self.scenario).startswith("aadsts_"):
             fail("scenario %r unknown" % self.scenario)
@@ -634,6 +642,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         req = Request(self, body)
         if req.path.startswith("/__control/"):
             return self.send(None, app.control(req))
+        delay = app.config.delays.get(req.host, app.config.delays.get("*", 0))
+        if delay:
+            time.sleep(delay / 1000)
         entry = {
             "host": req.host, "method": req.method, "path": req.logged_path(), "status": None,
             "provider": None, "endpoint": None, "scenario": None,

@@ -17,14 +17,19 @@ public struct RSAPublicKey: Sendable, Equatable {
     public init(modulus: [UInt8], exponent: [UInt8]) throws(KeyError) {
         let n = Array(modulus.drop { $0 == 0 })
         let e = Array(exponent.drop { $0 == 0 })
-        let bits = n.isEmpty ? 0 : (n.count - 1) * 8 + (8 - n[0].leadingZeroBitCount)
+        let bits = Self.bitLength(n)
         guard bits >= 2048, bits <= 16384 else { throw .unsupportedSize(bits: bits) }
         guard let last = e.last, last & 1 == 1, e.count <= 8, e != [1] else { throw .unsupportedExponent }
         self.modulus = n
         self.exponent = e
     }
 
-    public var bitCount: Int { (modulus.count - 1) * 8 + (8 - modulus[0].leadingZeroBitCount) }
+    public var bitCount: Int { Self.bitLength(modulus) }
+
+    /// Bits of a big-endian number without leading zero bytes.
+    private static func bitLength(_ bytes: [UInt8]) -> Int {
+        bytes.isEmpty ? 0 : bytes.count * 8 - bytes[0].leadingZeroBitCount
+    }
 
     /// Why signatures cannot be checked on this machine, or nil when they can.
     public static var unavailableReason: String? {

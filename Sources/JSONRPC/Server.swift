@@ -197,7 +197,7 @@ public final class JSONRPCServer: Sendable {
             return
         }
         guard let handler = table.requests[method] else {
-            sink.deliver(ResponseEncoder.error(id: id, .methodNotFound(String(method.clipped(toBytes: 128)))), fromReader: true)
+            sink.deliver(ResponseEncoder.error(id: id, .methodNotFound(method.clipped(toBytes: 128))), fromReader: true)
             return
         }
         switch handler {

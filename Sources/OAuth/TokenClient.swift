@@ -41,16 +41,9 @@ public struct OAuthErrorResponse: Sendable, Equatable {
     /// The AADSTS number in the description ("AADSTS65001: ...") or error_codes.
     public var aadsts: Int? {
         if let first = codes.first { return first }
-        // "AADSTS65001: ..." without Foundation's range(of:), which would pull in all of Foundation.
-        guard let description else { return nil }
-        let marker = Array("AADSTS".utf8)
-        let bytes = Array(description.utf8)
-        guard bytes.count >= marker.count else { return nil }
-        for start in 0...(bytes.count - marker.count) where Array(bytes[start..<start + marker.count]) == marker {
-            let digits = bytes[(start + marker.count)...].prefix { $0 >= 0x30 && $0 <= 0x39 }
-            return Int(String(decoding: digits, as: UTF8.self))
-        }
-        return nil
+        // The standard library's firstRange(of:), not Foundation's range(of:), which would load Foundation.
+        guard let utf8 = description?.utf8, let marker = utf8.firstRange(of: "AADSTS".utf8) else { return nil }
+        return Int(String(decoding: utf8[marker.upperBound...].prefix { (0x30...0x39).contains($0) }, as: UTF8.self))
     }
 }
 

@@ -160,7 +160,7 @@ extension String {
         var out = String.UnicodeScalarView()
         var used = 0
         for scalar in unicodeScalars {
-            let size = String(scalar).utf8.count
+            let size = UTF8.width(scalar)
             guard used + size <= maxBytes else { break }
             out.append(scalar)
             used += size

@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(name: "OAuthTests", dependencies: [
-            "OAuth", "Cryptography", "WizardProtocol", "TestSupport",
+            "OAuth", "Cryptography", "WizardProtocol", "TestSupport", "Threading",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),

@@ -155,7 +155,7 @@ public actor SignInManager {
 
         let timeout = plan.timeoutSeconds
         Task { [weak self] in
-            try? await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+            try? await sleep(seconds: timeout)
             await self?.expire(id)
         }
         return SignInStarted(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
@@ -278,7 +278,7 @@ public actor SignInManager {
         nextWaiter += 1
         if let timeoutSeconds {
             Task { [weak self] in
-                try? await Task.sleep(nanoseconds: UInt64(timeoutSeconds * 1_000_000_000))
+                try? await sleep(seconds: timeoutSeconds)
                 await self?.resumeWaiter(id, key, .failure(RPCError(.signInTimedOut, "The sign-in did not finish within \(Int(timeoutSeconds)) seconds; it is still open until \(session.expiresAt).",
                                                                     hint: "Call awaitSignIn again, or cancelSignIn.", details: ["stillOpen": true])))
             }

@@ -12,13 +12,17 @@ public struct TokenResponse: Sendable {
     public var scope: String?
     public var raw: JSONObject
 
+    public static let expiresInRange: ClosedRange<Double> = 0...31_536_000
+
     public init?(json: JSONValue) {
         guard let accessToken = json["access_token"]?.stringValue, !accessToken.isEmpty, let raw = json.objectValue else { return nil }
         self.accessToken = accessToken
         refreshToken = json["refresh_token"]?.stringValue
         idToken = json["id_token"]?.stringValue
-        if case .number(let text)? = json["expires_in"] { expiresIn = Double(text) }
-        else if let text = json["expires_in"]?.stringValue { expiresIn = Double(text) }
+        // 0 s to 1 year; absent stays nil (the caller assumes an hour).
+        if let value = json["expires_in"], !value.isNull {
+            expiresIn = ServerNumber.seconds(value, default: 3600, range: Self.expiresInRange)
+        }
         scope = json["scope"]?.stringValue
         self.raw = raw
     }
@@ -38,12 +42,21 @@ public struct OAuthErrorResponse: Sendable, Equatable {
         self.codes = codes
     }
 
+    /// An RFC 6749 §5.2 error body; nil when `error` is not a string. Only error_codes that fit
+    /// an AADSTS number (1 to 9,999,999) are kept.
+    public init?(json: JSONValue) {
+        guard let error = json["error"]?.stringValue else { return nil }
+        let codes = json["error_codes"]?.arrayValue?.compactMap(\.intValue).filter { (1...9_999_999).contains($0) } ?? []
+        self.init(error: error, description: json["error_description"]?.stringValue, codes: codes)
+    }
+
     /// The AADSTS number in the description ("AADSTS65001: ...") or error_codes.
     public var aadsts: Int? {
         if let first = codes.first { return first }
         // The standard library's firstRange(of:), not Foundation's range(of:), which would load Foundation.
         guard let utf8 = description?.utf8, let marker = utf8.firstRange(of: "AADSTS".utf8) else { return nil }
-        return Int(String(decoding: utf8[marker.upperBound...].prefix { (0x30...0x39).contains($0) }, as: UTF8.self))
+        // At most 7 digits: AADSTS numbers are that short, and a longer run cannot overflow Int.
+        return Int(String(decoding: utf8[marker.upperBound...].prefix { (0x30...0x39).contains($0) }.prefix(7), as: UTF8.self))
     }
 }
 
@@ -84,9 +97,8 @@ public struct TokenClient: Sendable {
             throw .transport(error.rpcError)
         }
         let json = try? JSONParser.parse(response.body)
-        if let json, let error = json["error"]?.stringValue {
-            let codes = json["error_codes"]?.arrayValue?.compactMap(\.intValue) ?? []
-            throw .oauth(OAuthErrorResponse(error: error, description: json["error_description"]?.stringValue, codes: codes), status: response.status)
+        if let json, let error = OAuthErrorResponse(json: json) {
+            throw .oauth(error, status: response.status)
         }
         guard (200..<300).contains(response.status), let json else {
             throw .transport(RPCError(.serverError, "The token endpoint answered with HTTP \(response.status).",

@@ -5,6 +5,7 @@ import JSONRPC
 import Keyring
 import Microsoft365Connector
 import OAuth
+import Threading
 import WizardProtocol
 
 /// Sign in with Microsoft (browser, device code, tenant-wide admin consent) and with Google,
@@ -96,9 +97,9 @@ extension WizardService {
 
     /// RFC 8628 for front ends without a browser: the user enters userCode at verificationUri.
     func startDeviceCode(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, http: HTTPClient) async throws(RPCError) -> JSONValue {
-        let device: JSONValue
+        let answer: JSONValue
         do {
-            device = try await TokenClient(http: http).post(microsoft.deviceCodeEndpoint,
+            answer = try await TokenClient(http: http).post(microsoft.deviceCodeEndpoint,
                                                             form: [("client_id", microsoft.clientId), ("scope", Microsoft365.delegatedScope)])
         } catch {
             switch error {
@@ -106,25 +107,23 @@ extension WizardService {
             case .transport(let rpc): throw rpc
             }
         }
-        guard let deviceCode = device["device_code"]?.stringValue, let userCode = device["user_code"]?.stringValue,
-              let verificationUri = device["verification_uri"]?.stringValue else {
+        guard let device = DeviceAuthorization(json: answer) else {
             throw RPCError(.serverError, "Microsoft's device code answer is incomplete.", details: ["status": 200, "responseCode": .null])
         }
+        let deviceCode = device.deviceCode
         redactor.register(deviceCode)
-        let expiresIn = device["expires_in"].flatMap { Double(JSONWriter.string($0).filter { $0 != "\"" }) } ?? 900
-        let interval = device["interval"].flatMap { Double(JSONWriter.string($0).filter { $0 != "\"" }) } ?? 5
         let profileId = params.profileId
         return await signIns.startDeviceCode(
-            profileId: profileId, system: .microsoft365, userCode: userCode, verificationUri: verificationUri,
-            expiresIn: expiresIn, message: device["message"]?.stringValue, isoDate: Clock.iso8601, now: Clock.now()
+            profileId: profileId, system: .microsoft365, userCode: device.userCode, verificationUri: device.verificationUri,
+            expiresIn: device.expiresIn, message: device.message, isoDate: Clock.iso8601, now: Clock.now()
         ) { [self] () throws(RPCError) -> JSONObject in
-            var wait = max(1, interval)
+            var wait = device.interval
             let client = TokenClient(http: http)
             var form = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("client_id", microsoft.clientId), ("device_code", deviceCode)]
             if let clientSecret { form.append(("client_secret", clientSecret)) }
             while true {
                 do {
-                    try await Task.sleep(nanoseconds: UInt64(wait * 1_000_000_000))
+                    try await sleep(seconds: wait)
                 } catch {
                     throw RPCError(.signInCancelled, "The sign-in was cancelled.")
                 }
@@ -136,7 +135,7 @@ extension WizardService {
                     case .oauth(let response, _) where response.error == "authorization_pending":
                         continue
                     case .oauth(let response, _) where response.error == "slow_down":
-                        wait += 5
+                        wait = min(wait + 5, DeviceAuthorization.intervalRange.upperBound)  // RFC 8628 §3.5
                         continue
                     case .oauth(let response, _):
                         throw Microsoft365.error(response)

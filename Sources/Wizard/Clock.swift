@@ -24,6 +24,8 @@ enum Clock {
     }
 
     static func format(_ seconds: Double, milliseconds: Bool) -> String {
+        // Years 1970 to 9999: a moment computed from a server's number never traps Int().
+        let seconds = seconds.isFinite ? min(max(seconds, 0), 253_402_300_799) : 0
         var whole = Int(seconds.rounded(.down))
         var parts = tm()
         gmtime_r(&whole, &parts)

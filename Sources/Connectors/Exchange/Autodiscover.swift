@@ -206,7 +206,7 @@ final class AutodiscoverRun: Sendable {
                         graceStarted = true
                         let grace = min(2, 0.2 * (monotonicSeconds() - started))
                         group.addTask {
-                            try? await Task.sleep(nanoseconds: UInt64(grace * 1e9))
+                            try? await sleep(seconds: grace)
                             return (-1, nil)
                         }
                     }

@@ -73,11 +73,16 @@ public final class SRVResolver: Sendable {
 
     /// The SRV records of `name` in RFC 2782 order: ascending priority, and within one priority
     /// a weighted random order. An empty list when the name has none (NXDOMAIN or no answers).
-    public func lookup(_ name: String) async throws(DNSError) -> [SRVRecord] {
+    /// `deadline` (monotonic seconds, see `monotonicSeconds()`) bounds the whole lookup, the wait
+    /// behind other lookups on the worker included: the caller's budget is never overrun.
+    public func lookup(_ name: String, deadline: Double? = nil) async throws(DNSError) -> [SRVRecord] {
         guard let server else { throw .noServer }
-        let timeout = timeoutSeconds
-        let outcome: Result<[SRVRecord], DNSError>? = await worker.run {
-            Self.query(name: name, server: server, timeoutSeconds: timeout)
+        let perTry = timeoutSeconds
+        let deadline = deadline ?? monotonicSeconds() + 2 * perTry
+        let remaining = deadline - monotonicSeconds()
+        guard remaining > 0 else { throw .timeout(server: server.host) }
+        let outcome: Result<[SRVRecord], DNSError>? = await worker.run(timeout: remaining) {
+            Self.query(name: name, server: server, timeoutSeconds: perTry, deadline: deadline)
         }
         switch outcome {
         case .success(let records)?: return Self.rfc2782Order(records)
@@ -107,19 +112,26 @@ public final class SRVResolver: Sendable {
         return ordered
     }
 
-    static func query(name: String, server: (host: String, port: UInt16), timeoutSeconds: Double) -> Result<[SRVRecord], DNSError> {
+    static func query(name: String, server: (host: String, port: UInt16), timeoutSeconds: Double, deadline: Double) -> Result<[SRVRecord], DNSError> {
         let id = UInt16.random(in: 0...UInt16.max)
         guard let packet = DNSMessage.srvQuery(id: id, name: name) else { return .failure(.malformedResponse("invalid name")) }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { return .failure(.timeout(server: server.host)) }
         defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        /// Each receive waits for the rest of this try, never past the deadline.
+        func setReceiveTimeout(until end: Double) -> Bool {
+            let wait = end - monotonicSeconds()
+            guard wait > 0.001 else { return false }
+            var tv = timeval(tv_sec: Int(wait), tv_usec: Int((wait - Double(Int(wait))) * 1_000_000))
+            return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)) == 0
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = server.port.bigEndian
         guard inet_pton(AF_INET, server.host, &address.sin_addr) == 1 else { return .failure(.noServer) }
         for _ in 0..<2 {
+            let tryEnd = min(deadline, monotonicSeconds() + timeoutSeconds)
+            guard tryEnd - monotonicSeconds() > 0.001 else { break }
             let sent = packet.withUnsafeBytes { raw in
                 withUnsafePointer(to: &address) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -129,7 +141,7 @@ public final class SRVResolver: Sendable {
             }
             guard sent == packet.count else { continue }
             var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
+            while setReceiveTimeout(until: tryEnd) {
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { break }

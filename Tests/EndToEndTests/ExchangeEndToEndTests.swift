@@ -170,6 +170,75 @@ import WizardProtocol
         #expect(s.fake.requests(host: "loop.contoso.test").count <= 3)
     }
 
+    /// protocols.md §7.1: an alias is answered with redirectAddr to the primary address on the
+    /// same domain; discovery restarts for it at the same URLs, which is not a loop.
+    @Test func aliasRedirectAddrOnTheSameDomainRestartsAndSucceeds() async throws {
+        var perAddress = Self.settings.objectValue ?? [:]
+        perAddress["mailboxes"] = ["alice.wilber@contoso.test": ["alice@contoso.test"]]
+        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(perAddress)],
+                                             "mail.contoso.test": Self.mail])
+        let result = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
+        #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
+        let tries = Self.attempts(result["autodiscover"]?["attempts"])
+        #expect(tries.contains { $0.outcome == "redirectAddr" })
+        #expect(!tries.contains { $0.outcome == "rejected" }, "\(tries)")
+        let asked = s.fake.requests(host: "autodiscover.contoso.test").compactMap { $0["emailAddress"]?.stringValue }
+        #expect(asked == ["alice@contoso.test", "alice.wilber@contoso.test"])
+        // An address no mailbox has is error 500 from the fake, as from Exchange (a new profile:
+        // a failed Autodiscover keeps the endpoints a profile already has).
+        let other = try #require(try await s.server.call("createProfile", ["name": "Other"])["id"])
+        _ = try await s.server.call("selectCalendarSystem", ["profileId": other, "system": "exchange"])
+        let fresh = Setup(fake: s.fake, server: s.server, profileId: other)
+        let unknown = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(fresh, email: "nobody@contoso.test"), timeout: 30)
+        #expect(unknown["data"]?["kind"] == "autodiscoverFailed")
+        #expect(Self.attempts(unknown["data"]?["attempts"]).contains { $0.outcome == "autodiscoverError" })
+    }
+
+    @Test func redirectAddrBackToAnAddressAlreadyTriedIsALoop() async throws {
+        var circular = Self.settings.objectValue ?? [:]
+        circular["byAddress"] = ["alice@contoso.test": ["action": "redirectAddr", "redirectAddr": "al@contoso.test"],
+                                 "al@contoso.test": ["action": "redirectAddr", "redirectAddr": "alice@contoso.test"]]
+        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(circular)]],
+                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 10)
+        let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
+        #expect(error["data"]?["kind"] == "autodiscoverFailed")
+        #expect(error["message"]?.stringValue?.contains("circle") == true, "\(JSONWriter.string(error))")
+    }
+
+    @Test func tenRedirectsOfEveryKindAreTheLimit() async throws {
+        // a0 → a1 → … by redirectAddr, each on the same domain: the 11th redirect ends it.
+        var chain = Self.settings.objectValue ?? [:]
+        var byAddress = JSONObject()
+        for i in 0..<12 {
+            let from = i == 0 ? "alice@contoso.test" : "a\(i)@contoso.test"
+            byAddress[from] = ["action": "redirectAddr", "redirectAddr": .string("a\(i + 1)@contoso.test")]
+        }
+        chain["byAddress"] = .object(byAddress)
+        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(chain)]],
+                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 20)
+        let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 40)
+        #expect(error["data"]?["kind"] == "autodiscoverFailed")
+        #expect(error["message"]?.stringValue?.contains("more than 10 redirects") == true, "\(JSONWriter.string(error))")
+        #expect(s.fake.requests(host: "autodiscover.contoso.test").filter { $0["emailAddress"] != nil && $0["emailAddress"] != .null }.count == 11)
+    }
+
+    /// The budget covers every step, the DNS lookup included: a DNS server that never answers
+    /// must not hold submitExchangeCredentials past --autodiscover-budget.
+    @Test func autodiscoverBudgetCoversADNSServerThatNeverAnswers() async throws {
+        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 404]],
+                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]],
+                                     srv: ["_autodiscover._tcp.contoso.test": ["behaviour": "hang"]], budget: 2)
+        let watch = ContinuousClock.now
+        let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
+        let elapsed = ContinuousClock.now - watch
+        #expect(error["data"]?["kind"] == "autodiscoverFailed")
+        let tries = Self.attempts(error["data"]?["attempts"])
+        #expect(tries.contains { $0.url == "_autodiscover._tcp.contoso.test" && $0.outcome == "timeout" }, "\(tries)")
+        #expect(s.fake.dnsQueries().contains { $0["host"] == "_autodiscover._tcp.contoso.test" }, "the lookup was made")
+        // A contract bound, not a speed claim: the budget plus a margin for process and pipe overhead.
+        #expect(elapsed < .seconds(3.5), "took \(elapsed) with a 2 s budget")
+    }
+
     @Test func hostileCandidatesAreReportedAndBounded() async throws {
         let s = try await Self.setUp(hosts: ["contoso.test": ["oversizeBytes": 20_000_000, "auth": "none"],
                                              "autodiscover.contoso.test": ["invalidXml": true, "auth": "none"]],

@@ -16,7 +16,8 @@ import WizardProtocol
 /// Safety: candidates are built from the exact e-mail domain only (never `autodiscover.PARENT`
 /// or a TLD); credentials go only to verified https; a redirect to a host outside the e-mail's
 /// domain stops with `redirectNeedsConfirmation` unless the caller allowed that host; at most
-/// 10 redirects, and a URL or address seen twice ends that path.
+/// 10 redirects of every kind together, and the same (URL, address) pair or an address seen
+/// twice ends that path.
 public struct Autodiscover: Sendable {
     public struct Outcome: Sendable {
         public var ewsUrl: String
@@ -66,7 +67,9 @@ final class AutodiscoverRun: Sendable {
     struct State {
         var attempts: [AutodiscoverAttempt] = []
         var redirects = 0
-        var seenURLs: Set<String> = []
+        /// "URL address" pairs: a restart for a new address (redirectAddr) asks the same URLs
+        /// again, which is not a loop (protocols.md §7.1).
+        var seenRequests: Set<String> = []
         var seenAddresses: Set<String> = []
     }
 
@@ -121,8 +124,8 @@ final class AutodiscoverRun: Sendable {
         }
     }
 
-    func firstVisit(url: String) -> Bool {
-        state.withLock { $0.seenURLs.insert(url.lowercased()).inserted }
+    func firstVisit(url: String, address: String) -> Bool {
+        state.withLock { $0.seenRequests.insert(url.lowercased() + " " + address.lowercased()).inserted }
     }
 
     func firstVisit(address: String) -> Bool {
@@ -168,14 +171,14 @@ final class AutodiscoverRun: Sendable {
         let first = await probeConcurrently(candidates, email: email)
         if let decisive = first.first(where: \.isDecisive) { return decisive }
         failures += first.compactMap { if case .failed(let f) = $0 { f } else { nil } }
-        if remaining <= 0 { return nil }
+        guard budgetLeft(for: "http://autodiscover.\(domain)/autodiscover/autodiscover.xml", method: "GET") else { return nil }
 
         // 2. Unauthenticated GET over plain http; only an https redirect is followed.
         progress("autodiscover", "Trying the http redirect of autodiscover.\(domain).", 50)
         let viaRedirect = await httpRedirectProbe(domain: domain, email: email)
         if let viaRedirect, viaRedirect.isDecisive { return viaRedirect }
         if case .failed(let f)? = viaRedirect { failures.append(f) }
-        if remaining <= 0 { return nil }
+        guard budgetLeft(for: "_autodiscover._tcp.\(domain)", method: "SRV") else { return nil }
 
         // 3. DNS SRV.
         progress("autodiscover", "Looking up _autodiscover._tcp.\(domain).", 75)
@@ -184,6 +187,13 @@ final class AutodiscoverRun: Sendable {
             if case .failed(let f) = result { failures.append(f) }
         }
         return nil
+    }
+
+    /// False once the budget is spent; the step that is not tried is still reported.
+    func budgetLeft(for url: String, method: String) -> Bool {
+        guard remaining <= 0 else { return true }
+        record(url: url, method: method, outcome: "timeout", detail: "not tried: the Autodiscover time budget is used up", durationMs: 0)
+        return false
     }
 
     /// Starts every candidate at once. When a lower-priority one answers first, higher-priority
@@ -229,8 +239,8 @@ final class AutodiscoverRun: Sendable {
             record(url: url, method: "POST", outcome: "rejected", detail: "\(host) is outside \(originalDomain); needs confirmation", durationMs: 0)
             return .needsConfirmation(host: host)
         }
-        guard firstVisit(url: url) else {
-            record(url: url, method: "POST", outcome: "rejected", detail: "already tried (a redirect loop)", durationMs: 0)
+        guard firstVisit(url: url, address: email) else {
+            record(url: url, method: "POST", outcome: "rejected", detail: "already tried for \(email) (a redirect loop)", durationMs: 0)
             return .failed(.other)
         }
         let timeout = min(settings.attemptTimeoutSeconds, remaining)
@@ -322,9 +332,10 @@ final class AutodiscoverRun: Sendable {
         let watch = Stopwatch()
         let records: [SRVRecord]
         do {
-            records = try await settings.resolver.lookup(name)
+            records = try await settings.resolver.lookup(name, deadline: deadline)
         } catch {
-            record(url: name, method: "SRV", outcome: "unreachable", detail: error.description, durationMs: watch.elapsedMs)
+            let outcome = if case .timeout = error { "timeout" } else { "unreachable" }
+            record(url: name, method: "SRV", outcome: outcome, detail: error.description, durationMs: watch.elapsedMs)
             return []
         }
         let usable = records.filter { $0.port == 443 }

@@ -192,6 +192,10 @@ class Config:
 def check_autodiscover(config, where):
     if not isinstance(config, dict):
         fail(where + " must be an object")
+    mailboxes = config.get("mailboxes")
+    if mailboxes is not None and not (isinstance(mailboxes, dict) and all(
+            isinstance(a, list) and all(isinstance(x, str) for x in a) for a in mailboxes.values())):
+        fail(where + '.mailboxes must be {"primary@domain": ["alias@domain", ...]}')
     for address, answer in [(None, config)] + list((config.get("byAddress") or {}).items()):
         at = where if address is None else "%s.byAddress[%r]" % (where, address)
         action = answer.get("action", "settings") if isinstance(answer, dict) else None
@@ -651,7 +655,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if schema != NS_AD_OUTLOOK:
             return self.xml(entry, 200, autodiscover_error(601, None, outlook=False))
         by_address = {k.lower(): v for k, v in (config.get("byAddress") or {}).items()}
-        action = by_address.get(email.lower(), config)
+        action = by_address.get(email.lower()) or mailbox_answer(config, email) or config
         return self.xml(entry, 200, autodiscover_response(action, email or legacy_dn))
 
     def ews(self, entry, config, body):
@@ -743,6 +747,23 @@ PROTOCOL_FIELDS = [  # config key -> element, in schema order
     ("mdbDN", "MdbDN"), ("authPackage", "AuthPackage"), ("asUrl", "ASUrl"), ("ewsUrl", "EwsUrl"),
     ("ecpUrl", "EcpUrl"), ("oofUrl", "OOFUrl"), ("umUrl", "UMUrl"), ("oabUrl", "OABUrl"),
 ]
+
+
+def mailbox_answer(config, email):
+    """With "mailboxes", Exchange answers per address, as the directory knows it: the primary SMTP
+    address gets the settings, a proxy address (alias) is told to start again with the primary
+    (Action redirectAddr, protocols.md §7.1; MS-OXDISCO §3.1.5.2), and an address no mailbox has
+    gets error 500 "The e-mail address cannot be found" (MS-OXDSCLI §2.2.4.1.1.3.2)."""
+    mailboxes = config.get("mailboxes")
+    if mailboxes is None:
+        return None
+    wanted = email.lower()
+    for primary, aliases in mailboxes.items():
+        if primary.lower() == wanted:
+            return dict(config, smtpAddress=primary)
+        if wanted in (a.lower() for a in aliases):
+            return {"action": "redirectAddr", "redirectAddr": primary}
+    return {"action": "error", "errorCode": 500}
 
 
 def autodiscover_response(config, email):

@@ -51,8 +51,9 @@ public final class OutputChannel: Sendable {
 
     /// Queues one message. `wakeWriter: false` is for the reader thread, which flushes itself.
     public func send(_ body: [UInt8], framing: Framing, wakeWriter: Bool = true) {
-        trace?.record(direction: .outgoing, body)
         pendingLock.withLock {
+            // Under the lock, so the trace lists messages in the order stdout carries them.
+            trace?.record(direction: .outgoing, body)
             switch framing {
             case .ndjson:
                 state.bytes.append(contentsOf: body)

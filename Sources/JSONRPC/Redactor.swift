@@ -32,10 +32,24 @@ public final class Redactor: Sendable {
     /// Also near misses ("clientSecert", "pasword"): a typo must not put a secret in the clear.
     static let secretFragments = ["secret", "secert", "passw", "pasw", "token", "pwd"]
 
-    public static func isSecretMember(_ name: String) -> Bool {
+    static func normalized(_ name: String) -> String {
         var normalized = name.lowercased()
         normalized.removeAll { $0 == "_" || $0 == "-" }
+        return normalized
+    }
+
+    public static func isSecretMember(_ name: String) -> Bool {
+        let normalized = normalized(name)
         return secretMemberNames.contains(normalized) || secretFragments.contains { normalized.contains($0) }
+    }
+
+    /// Whether this member's value is blanked. Booleans and null never are (`hasPassword`); a
+    /// `code` is an authorization code only when it is a string: the numbers under that name
+    /// are JSON-RPC error codes, which a trace must keep.
+    static func hides(_ name: String, _ value: JSONValue) -> Bool {
+        guard isSecretMember(name), !value.isNull, value.boolValue == nil else { return false }
+        if case .number = value, normalized(name) == "code" { return false }
+        return true
     }
 
     public func redact(_ value: JSONValue) -> JSONValue {
@@ -70,7 +84,7 @@ public final class Redactor: Sendable {
         case .object(let object):
             var out = JSONObject()
             for member in object.members {
-                if Self.isSecretMember(member.key), !member.value.isNull, member.value.boolValue == nil {
+                if Self.hides(member.key, member.value) {
                     out.append(member.key, .string(Self.mask))
                 } else {
                     out.append(member.key, redact(member.value, secrets: secrets))

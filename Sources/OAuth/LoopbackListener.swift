@@ -13,10 +13,13 @@ public final class LoopbackListener: Sendable {
         public var html: String
         /// True once the sign-in is decided (the listener then closes).
         public var done: Bool
-        public init(status: Int, html: String, done: Bool) {
+        /// Sends the browser on (302) instead of showing a page: the next leg of a sign-in.
+        public var location: String?
+        public init(status: Int, html: String, done: Bool, location: String? = nil) {
             self.status = status
             self.html = html
             self.done = done
+            self.location = location
         }
     }
 
@@ -102,13 +105,15 @@ final class CallbackHandler: ChannelInboundHandler {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             promise.futureResult.whenSuccess { reply in
                 let (this, context) = bound.value
-                this.respond(context: context, status: HTTPResponseStatus(statusCode: reply.status), html: reply.html, thenClose: reply.done)
+                this.respond(context: context, status: HTTPResponseStatus(statusCode: reply.status), html: reply.html,
+                             location: reply.location, thenClose: reply.done)
             }
         }
     }
 
-    private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, html: String, thenClose: Bool) {
+    private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, html: String, location: String? = nil, thenClose: Bool) {
         var headers = HTTPHeaders()
+        if let location { headers.add(name: "Location", value: location) }
         let body = context.channel.allocator.buffer(string: html)
         headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
         headers.add(name: "Content-Length", value: String(body.readableBytes))

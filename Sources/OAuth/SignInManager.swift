@@ -15,6 +15,10 @@ public struct SignInPlan: Sendable {
     public var usesPKCE: Bool
     public var usesNonce: Bool
     public var timeoutSeconds: Double
+    /// A browser leg before the authorization request, answered without a code (Microsoft's
+    /// tenant-wide admin consent, protocols.md §7.3). Its answer on the loopback page sends the
+    /// same tab on to the authorization request.
+    public var consentLeg: ConsentLeg?
     /// Exchanges the code, checks the id_token, stores the refresh token; returns the account.
     public var finish: @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject
     /// Gives an error redirect (error=…&error_description=…) its contract kind.
@@ -34,6 +38,21 @@ public struct SignInPlan: Sendable {
         self.timeoutSeconds = timeoutSeconds
         self.finish = finish
         self.mapError = mapError
+    }
+}
+
+/// The first browser leg of a two-leg sign-in: where to send the browser, and whether its
+/// answer grants what the second leg needs (otherwise the error the sign-in ends with).
+public struct ConsentLeg: Sendable {
+    public var endpoint: String
+    /// client_id, scope, … (redirect_uri and state are added).
+    public var parameters: [(String, String)]
+    public var granted: @Sendable (_ answer: [String: String]) -> RPCError?
+
+    public init(endpoint: String, parameters: [(String, String)], granted: @escaping @Sendable ([String: String]) -> RPCError?) {
+        self.endpoint = endpoint
+        self.parameters = parameters
+        self.granted = granted
     }
 }
 
@@ -90,6 +109,10 @@ public actor SignInManager {
         let pkce: PKCE?
         let redirectURI: String
         let expiresAt: String
+        /// The state of the consent leg (a different one from the authorization leg's).
+        let consentState: String?
+        /// Where the authorization leg starts (after the consent leg, when there is one).
+        let authorizationURL: MutexBox<String> = MutexBox("")
         let listener: MutexBox<LoopbackListener?> = MutexBox(nil)
         /// Device code flow: the polling task (no listener).
         let poller: MutexBox<Task<Void, Never>?> = MutexBox(nil)
@@ -102,6 +125,7 @@ public actor SignInManager {
             self.pkce = plan.usesPKCE ? PKCE() : nil
             self.redirectURI = redirectURI
             self.expiresAt = expiresAt
+            self.consentState = plan.consentLeg == nil ? nil : RandomToken.make(bytes: 24)
         }
     }
 
@@ -151,7 +175,12 @@ public actor SignInManager {
             query.append(("code_challenge", pkce.challenge))
             query.append(("code_challenge_method", PKCE.method))
         }
-        let url = plan.authorizeEndpoint + (plan.authorizeEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
+        let authorizationURL = Self.url(plan.authorizeEndpoint, query)
+        session.authorizationURL.withLock { $0 = authorizationURL }
+        var url = authorizationURL
+        if let leg = plan.consentLeg, let consentState = session.consentState {
+            url = Self.url(leg.endpoint, leg.parameters + [("redirect_uri", redirectURI), ("state", consentState)])
+        }
 
         let timeout = plan.timeoutSeconds
         Task { [weak self] in
@@ -159,6 +188,10 @@ public actor SignInManager {
             await self?.expire(id)
         }
         return SignInStarted(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
+    }
+
+    static func url(_ endpoint: String, _ query: [(String, String)]) -> String {
+        endpoint + (endpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
     }
 
     /// The device code flow (RFC 8628): nothing listens; `poll` asks the token endpoint until the
@@ -212,12 +245,35 @@ public actor SignInManager {
             // Not an answer (a browser probing the port): keep waiting for the real one.
             return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Not a sign-in answer", message: "This address only receives sign-in answers.", ok: false), done: false)
         }
+        if let next = consentLegPassed(session, callback) {
+            switch next {
+            case .success(let authorizationURL):
+                return LoopbackListener.Reply(status: 302, html: SignInPage.render(title: "Consent granted", message: "Continuing the sign-in.", ok: true),
+                                              done: false, location: authorizationURL)
+            case .failure(let error):
+                finish(session, .failure(error))
+                return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
+            }
+        }
         let result = await process(session, callback)
         switch result {
         case .success:
             return LoopbackListener.Reply(status: 200, html: SignInPage.render(title: "Signed in", message: "You are signed in to \(SignInPage.displayName(session.plan.system)). You can close this tab and return to the synchronizer.", ok: true), done: true)
         case .failure(let error):
             return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
+        }
+    }
+
+    /// nil when `callback` is not the consent leg's answer; else where the browser goes next, or
+    /// why the sign-in ends there.
+    func consentLegPassed(_ session: Session, _ callback: AuthorizationCallback) -> Result<String, RPCError>? {
+        guard let leg = session.plan.consentLeg, let consentState = session.consentState, callback.state == consentState else { return nil }
+        switch callback {
+        case .error(let error, let description, _):
+            return .failure(session.plan.mapError(OAuthErrorResponse(error: error, description: description)))
+        case .code(_, _, let extra):
+            if let refusal = leg.granted(extra) { return .failure(refusal) }
+            return .success(session.authorizationURL.withLock { $0 })
         }
     }
 
@@ -311,7 +367,18 @@ public actor SignInManager {
         }
         switch AuthorizationCallback.parse(redirectUrl) {
         case .success(let callback):
-            return try await process(session, callback).get()
+            switch consentLegPassed(session, callback) {
+            case .success(let next)?:
+                // A browser elsewhere: the consent is in, the sign-in itself is the next page.
+                throw RPCError(.invalidParams, "This is the admin consent's answer; the sign-in continues at the address in data.nextUrl.",
+                               hint: "Open data.nextUrl in the same browser, sign in, and paste the address it ends on.",
+                               details: ["field": "redirectUrl", "nextUrl": .string(next)])
+            case .failure(let error)?:
+                finish(session, .failure(error))
+                throw error
+            case nil:
+                return try await process(session, callback).get()
+            }
         case .failure(.notARedirect(let why)):
             throw .invalidParams(field: "redirectUrl", "'redirectUrl' is not a sign-in answer: \(why).")
         }

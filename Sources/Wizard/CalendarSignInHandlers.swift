@@ -57,11 +57,12 @@ extension WizardService {
 
     // MARK: - Microsoft
 
-    func microsoftPlan(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, http: HTTPClient) -> SignInPlan {
+    func microsoftPlan(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, http: HTTPClient,
+                       prompt: String = "consent", adminConsent: Bool = false) -> SignInPlan {
         let profileId = params.profileId
         return SignInPlan(
             profileId: profileId, system: .microsoft365, authorizeEndpoint: microsoft.authorizeEndpoint,
-            parameters: microsoft.authorizationParameters(loginHint: params.loginHint),
+            parameters: microsoft.authorizationParameters(loginHint: params.loginHint, prompt: prompt),
             redirectHost: "localhost",  // Microsoft registers http://localhost and ignores the port
             timeoutSeconds: signInTimeoutSeconds,
             finish: { [self] answer throws(RPCError) -> JSONObject in
@@ -71,12 +72,14 @@ extension WizardService {
                 if let verifier = answer.codeVerifier { form.append(("code_verifier", verifier)) }
                 if let clientSecret { form.append(("client_secret", clientSecret)) }
                 let tokens = try await exchange(microsoft.tokenEndpoint, form: form, http: http, mapError: Microsoft365.error)
-                return try await finishMicrosoft(profileId: profileId, microsoft: microsoft, tokens: tokens, nonce: answer.nonce, http: http)
+                return try await finishMicrosoft(profileId: profileId, microsoft: microsoft, tokens: tokens, nonce: answer.nonce, http: http,
+                                                 adminConsent: adminConsent)
             },
             mapError: Microsoft365.error)
     }
 
-    func finishMicrosoft(profileId: String, microsoft: Microsoft365, tokens: TokenResponse, nonce: String?, http: HTTPClient) async throws(RPCError) -> JSONObject {
+    func finishMicrosoft(profileId: String, microsoft: Microsoft365, tokens: TokenResponse, nonce: String?, http: HTTPClient,
+                         adminConsent: Bool = false) async throws(RPCError) -> JSONObject {
         let missing = Microsoft365.missingScopes(granted: tokens.scope)
         guard missing.isEmpty else {
             throw RPCError(.scopesNotGranted, "Microsoft did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
@@ -86,8 +89,13 @@ extension WizardService {
         guard let idToken = tokens.idToken else { throw RPCError(.invalidToken, "Microsoft answered without an id_token.") }
         let keys = try await network.keySets().keys(microsoft.jwksEndpoint, forToken: idToken)
         let claims = try IDTokenValidator.validate(idToken, keys: keys, expect: microsoft.expectations(nonce: nonce), now: Clock.now())
-        let account = Microsoft365.account(from: claims)
+        var account = Microsoft365.account(from: claims)
         var extra: JSONObject = [:]
+        if adminConsent {
+            account["adminConsent"] = true
+            extra["adminConsentGranted"] = true
+            extra["tenantId"] = account["tenantId"] ?? .null
+        }
         if let upn = account["userPrincipalName"]?.stringValue {
             extra["discoveredEwsUrl"] = .string(await Microsoft365.discoverEWS(email: upn, http: http))
         }
@@ -149,43 +157,21 @@ extension WizardService {
         }
     }
 
-    /// Tenant-wide admin consent (application permissions), then a client-credentials token to
-    /// prove the consent took effect. Needs the organization's own app with a client secret.
+    /// Tenant-wide admin consent for the vendor's public (PKCE) client, in one browser tab
+    /// (protocols.md §7.3): `/{tenant}/v2.0/adminconsent` grants the delegated permissions for the
+    /// whole organization and answers with no code; the loopback page then sends the tab on to
+    /// the ordinary authorization request, whose code + PKCE gives the delegated tokens. No client
+    /// secret is needed; one that is configured is sent with the code exchange.
     func adminConsentPlan(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, http: HTTPClient) throws(RPCError) -> SignInPlan {
         guard microsoft.tenant.lowercased() != "common" else {
             throw .invalidParams(field: "adminConsent", "Admin consent needs the tenant (its id, its domain, or 'organizations'), not 'common': set it with setProviderSettings.")
         }
-        guard let clientSecret else {
-            throw RPCError(.providerNotConfigured, "Tenant-wide admin consent needs the application's client secret.",
-                           hint: "Call setProviderSettings for microsoft365 with the app's clientSecret (kept in the keyring).")
+        var plan = microsoftPlan(params, microsoft: microsoft, clientSecret: clientSecret, http: http, prompt: "select_account", adminConsent: true)
+        plan.consentLeg = ConsentLeg(endpoint: microsoft.adminConsentEndpoint, parameters: microsoft.adminConsentParameters()) { answer in
+            answer["admin_consent"]?.lowercased() == "true" ? nil
+                : RPCError(.consentDenied, "The administrator did not grant consent for the organization.", hint: Microsoft365.consentHint)
         }
-        let profileId = params.profileId
-        return SignInPlan(
-            profileId: profileId, system: .microsoft365, authorizeEndpoint: microsoft.adminConsentEndpoint,
-            parameters: microsoft.adminConsentParameters(), redirectHost: "localhost", usesPKCE: false, usesNonce: false,
-            timeoutSeconds: signInTimeoutSeconds,
-            finish: { [self] answer throws(RPCError) -> JSONObject in
-                guard answer.extra["admin_consent"]?.lowercased() == "true" else {
-                    throw RPCError(.consentDenied, "The administrator did not grant consent for the organization.", hint: Microsoft365.consentHint)
-                }
-                // The returned tenant is only a hint (Microsoft: it can be forged); with a fixed
-                // tenant configured, that one is used.
-                let configured = microsoft.tenant.lowercased()
-                let tenant = ["organizations", "consumers"].contains(configured) ? (answer.extra["tenant"] ?? configured) : microsoft.tenant
-                let tokenURL = "https://\(Microsoft365.loginHost)/\(FormEncoding.encode(tenant))/oauth2/v2.0/token"
-                _ = try await exchange(tokenURL, form: [("grant_type", "client_credentials"), ("client_id", microsoft.clientId),
-                                                        ("client_secret", clientSecret), ("scope", "\(Microsoft365.graph)/.default")],
-                                       http: http, mapError: Microsoft365.error)
-                let account: JSONObject = ["tenantId": .string(tenant), "adminConsent": true]
-                try await store.update(profileId) { profile in
-                    var c = profile.connection(for: .microsoft365)
-                    c.settings["adminConsentGranted"] = true
-                    c.settings["tenantId"] = .string(tenant)
-                    profile.calendars[.microsoft365] = c
-                }
-                return account
-            },
-            mapError: Microsoft365.error)
+        return plan
     }
 
     // MARK: - Google
@@ -230,7 +216,7 @@ extension WizardService {
             let token = try await freshOnRejection(profile.id, .microsoft365) { () throws(RPCError) in
                 try await accessToken(profileId: profile.id, system: .microsoft365, tokenEndpoint: microsoft.tokenEndpoint, http: http,
                                       extraForm: [("scope", Microsoft365.delegatedScope)], mapError: Microsoft365.error)
-            } probe: { token throws(RPCError) in _ = try await Microsoft365.graphGET("/v1.0/me", token: token, http: http) }
+            } probe: { token throws(RPCError) in _ = try await Microsoft365.graphGET("/v1.0/me", .me, token: token, http: http) }
             try await check("graphDirectory", into: &checks, progress: progress, "Reading the directory through Microsoft Graph.") { () throws(RPCError) in
                 try await Microsoft365.readDirectory(token: token, http: http)
             }

@@ -17,8 +17,10 @@ import WizardProtocol
                                      "syncwizard-google": "google-desktop-client-secret", "contoso-sync": "contoso-app-secret"]
 
     static func setUp(system: String, secretStore: String = "memory", microsoftClient: String = "syncwizard-microsoft",
-                      microsoftSecret: String? = nil, tenant: String? = nil) async throws -> Setup {
-        let idp = try FakeIdentityProvider(config: ["clients": clients])
+                      microsoftSecret: String? = nil, tenant: String? = nil, microsoftConfig: JSONObject = [:]) async throws -> Setup {
+        var config: JSONObject = ["clients": clients]
+        if !microsoftConfig.members.isEmpty { config["microsoft"] = .object(microsoftConfig) }
+        let idp = try FakeIdentityProvider(config: .object(config))
         var arguments = ["--secret-store", secretStore, "--ca-file", idp.caFile]
         for entry in idp.connectTo() { arguments += ["--connect-to", entry] }
         let server = try ServerProcess(arguments: arguments)
@@ -89,19 +91,61 @@ import WizardProtocol
         #expect(error["data"]?["kind"] == .string(kind), "\(JSONWriter.string(error))")
     }
 
-    @Test(arguments: [("consent_principal_only", "organizationConsentMissing"), ("consent_missing", "organizationConsentMissing"),
-                      ("graph_forbidden", "insufficientPrivileges")])
-    func adminOnlyConsentAndMissingRightsAreCaught(_ scenario: String, _ kind: String) async throws {
+    /// A Global Administrator who leaves "Consent on behalf of your organization" unticked
+    /// consents for themselves only; real Graph lets them read the grants (Directory.Read.All is
+    /// in the token) and shows a Principal grant: organizationConsentMissing, not a 403.
+    @Test func adminWhoConsentedForThemselvesOnlyIsTold() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        try s.idp.resetGrants(consentType: "none")
+        let (signInId, _) = try await Self.signIn(s, system: "microsoft365", scenario: "consent_principal_only")
+        _ = try await s.server.call("awaitSignIn", ["signInId": signInId])
+        let result = try await Self.calendarResult(s)
+        #expect(result["ok"] == false)
+        #expect(result["error"]?["data"]?["kind"] == "organizationConsentMissing", "\(JSONWriter.string(result))")
+        #expect(result["error"]?["data"]?["hint"]?.stringValue?.contains("Consent on behalf of your organization") == true)
+        let grants = s.idp.requests().filter { $0["graphCall"] != nil && $0["graphCall"] != .null }
+        #expect(grants.allSatisfy { $0["permissionOk"] == true }, "every Graph call had its permission")
+    }
+
+    /// A Global Administrator who ticks the box: the same sign-in, starting from no consent at
+    /// all, tests green against a Graph that checks each call's permission.
+    @Test func adminWhoConsentedForTheOrganizationTestsGreen() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        try s.idp.resetGrants(consentType: "none")
+        let (signInId, _) = try await Self.signIn(s, system: "microsoft365")
+        _ = try await s.server.call("awaitSignIn", ["signInId": signInId])
+        let result = try await Self.calendarResult(s)
+        #expect(result["ok"] == true, "\(JSONWriter.string(result))")
+    }
+
+    @Test func nonAdministratorNeedsAdminApproval() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        try s.idp.resetGrants(consentType: "none")
+        let (signInId, _) = try await Self.signIn(s, system: "microsoft365", scenario: "user_not_admin")
+        let error = try await s.server.callExpectingError("awaitSignIn", ["signInId": signInId])
+        #expect(error["data"]?["kind"] == "adminApprovalRequired", "\(JSONWriter.string(error))")
+        #expect(error["data"]?["aadsts"] == 90094)
+    }
+
+    @Test func appNotConsentedInTheTenantIsCaught() async throws {
         let s = try await Self.setUp(system: "microsoft365")
         let (signInId, _) = try await Self.signIn(s, system: "microsoft365")
         _ = try await s.server.call("awaitSignIn", ["signInId": signInId])
-        try s.idp.setScenario(scenario)
+        try s.idp.setScenario("consent_missing")
         let result = try await Self.calendarResult(s)
-        #expect(result["ok"] == false)
-        #expect(result["error"]?["data"]?["kind"] == .string(kind), "\(JSONWriter.string(result))")
-        if kind == "organizationConsentMissing" {
-            #expect(result["error"]?["data"]?["hint"]?.stringValue?.contains("Consent on behalf of your organization") == true)
-        }
+        #expect(result["error"]?["data"]?["kind"] == "organizationConsentMissing", "\(JSONWriter.string(result))")
+    }
+
+    /// Numbers from a server are bounded: an expires_in of 1e19 and a negative interval used to
+    /// end the process (an Int conversion trapped).
+    @Test func absurdDeviceCodeNumbersAreClampedAndServingContinues() async throws {
+        let s = try await Self.setUp(system: "microsoft365", microsoftConfig: ["deviceExpiresIn": .number("1e19"), "deviceInterval": -3])
+        let started = try await s.server.call("startSignIn", ["profileId": s.profileId, "system": "microsoft365", "flow": "deviceCode"])
+        let expiresAt = try #require(started["expiresAt"]?.stringValue)
+        #expect(expiresAt.count == 20 && expiresAt.hasPrefix("20"), "a day at most, not year 3e11: \(expiresAt)")
+        let done = try await s.server.call("awaitSignIn", ["signInId": try #require(started["signInId"])], timeout: 30)
+        #expect(done["account"]?["userPrincipalName"] == "admin@contoso.test")
+        #expect(try await s.server.call("ping") == [:])
     }
 
     @Test func deviceCodeFlowPollsUntilTheUserIsDone() async throws {
@@ -126,19 +170,61 @@ import WizardProtocol
         #expect(error["data"]?["kind"] == .string(kind), "\(JSONWriter.string(error))")
     }
 
-    @Test func tenantWideAdminConsentIsProvedWithAClientCredentialsToken() async throws {
-        let s = try await Self.setUp(system: "microsoft365", microsoftClient: "contoso-sync", microsoftSecret: "contoso-app-secret")
-        let (signInId, page) = try await Self.signIn(s, system: "microsoft365", extra: ["adminConsent": true])
+    /// protocols.md §7.3: the vendor's app is a public multi-tenant client and the admin has no
+    /// secret. Admin consent first (no code), then code + PKCE, in one browser tab.
+    @Test func tenantWideAdminConsentForThePublicClientInOneTab() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        let started = try await s.server.call("startSignIn", ["profileId": s.profileId, "system": "microsoft365", "adminConsent": true])
+        let url = try #require(started["authorizationUrl"]?.stringValue)
+        #expect(url.hasPrefix("https://login.microsoftonline.com/organizations/v2.0/adminconsent?"), "\(url)")
+        #expect(url.contains("Directory.Read.All") && !url.contains("code_challenge"))
+        let page = try s.idp.playBrowser(authorizationURL: url)
         #expect(page.status == 200, "\(page.body)")
-        let done = try await s.server.call("awaitSignIn", ["signInId": signInId])
+        let done = try await s.server.call("awaitSignIn", ["signInId": try #require(started["signInId"])])
         #expect(done["account"]?["adminConsent"] == true)
-        #expect(s.idp.requests(endpoint: "token").contains { $0["grantType"] == "client_credentials" && $0["status"] == 200 })
+        #expect(done["account"]?["userPrincipalName"] == "admin@contoso.test")
+        // Both legs reached the fake; the code was redeemed with PKCE and no secret.
+        #expect(s.idp.requests(endpoint: "adminconsent").contains { $0["tenant"] == "organizations" })
+        let authorize = s.idp.requests(endpoint: "authorize")
+        #expect(authorize.count == 1)
+        let exchange = try #require(s.idp.requests(endpoint: "token").first { $0["grantType"] == "authorization_code" })
+        #expect(exchange["status"] == 200 && exchange["pkceOk"] == true && exchange["clientAuth"] == "none", "\(JSONWriter.string(exchange))")
         let profile = try await s.server.call("getProfile", ["profileId": s.profileId])
         #expect(profile["calendar"]?["microsoft365"]?["settings"]?["adminConsentGranted"] == true)
-        // Without the app's secret there is nothing to prove it with.
-        let t = try await Self.setUp(system: "microsoft365")
+        // The consent covers the organization, so the connection test is green.
+        let result = try await Self.calendarResult(s)
+        #expect(result["ok"] == true, "\(JSONWriter.string(result))")
+    }
+
+    @Test func adminConsentGoesToTheConfiguredTenantNeverCommon() async throws {
+        let s = try await Self.setUp(system: "microsoft365", tenant: "contoso.test")
+        let started = try await s.server.call("startSignIn", ["profileId": s.profileId, "system": "microsoft365", "adminConsent": true])
+        #expect(started["authorizationUrl"]?.stringValue?.hasPrefix("https://login.microsoftonline.com/contoso.test/v2.0/adminconsent?") == true)
+        let t = try await Self.setUp(system: "microsoft365", tenant: "common")
         let error = try await t.server.callExpectingError("startSignIn", ["profileId": t.profileId, "system": "microsoft365", "adminConsent": true])
-        #expect(error["data"]?["kind"] == "providerNotConfigured")
+        #expect(error["data"]?["field"] == "adminConsent")
+    }
+
+    @Test(arguments: [("consent_declined", "consentDenied"), ("admin_consent_not_admin", "adminApprovalRequired")])
+    func declinedAdminConsentEndsTheSignIn(_ scenario: String, _ kind: String) async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        let (signInId, page) = try await Self.signIn(s, system: "microsoft365", scenario: scenario, extra: ["adminConsent": true])
+        #expect(page.status == 400)
+        let error = try await s.server.callExpectingError("awaitSignIn", ["signInId": signInId])
+        #expect(error["data"]?["kind"] == .string(kind), "\(JSONWriter.string(error))")
+        #expect(s.idp.requests(endpoint: "authorize").isEmpty, "no second leg after a refusal")
+    }
+
+    @Test func graphRefusalNamesTheMissingPermission() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        let (signInId, _) = try await Self.signIn(s, system: "microsoft365")
+        _ = try await s.server.call("awaitSignIn", ["signInId": signInId])
+        try s.idp.setScenario("graph_forbidden")
+        let result = try await Self.calendarResult(s)
+        let data = result["error"]?["data"]
+        #expect(data?["kind"] == "insufficientPrivileges")
+        #expect(data?["missingPermission"] == "User.Read.All", "\(JSONWriter.string(result))")
+        #expect(result["error"]?["message"]?.stringValue?.contains("User.Read.All") == true)
     }
 
     // MARK: Google

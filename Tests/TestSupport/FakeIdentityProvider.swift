@@ -153,6 +153,16 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         _ = try send("POST", url: controlURL("revoke-refresh-tokens"))
     }
 
+    /// Sets the Microsoft tenant's delegated permission grants as a `consentType` would start
+    /// them (`AllPrincipals`, `Principal`, `none`; README.md, `/__control/grants`).
+    public func resetGrants(consentType: String) throws {
+        let reply = try send("POST", url: controlURL("grants"), headers: ["Content-Type: application/json"],
+                             body: JSONWriter.string(["consentType": .string(consentType)]))
+        guard reply.status == 200 else {
+            throw FakeIdentityProviderError(description: "resetGrants(\(consentType)): HTTP \(reply.status) \(reply.body)")
+        }
+    }
+
     private func controlURL(_ what: String) -> String {
         "https://\(hosts.first ?? "online.superoffice.com")/__control/\(what)"
     }
@@ -172,25 +182,24 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     }
 
     /// Plays the browser: GETs the authorization URL through the fake (TLS with `caFile`,
-    /// production host names), then GETs the Location it redirects to (syncwizard's loopback
-    /// listener, plain http) and returns that page: its status, body, and where the browser
-    /// landed (the loopback URL, or the Location the loopback page redirected to; redirects are
-    /// not followed). When the provider shows a page instead of redirecting, returns that page
-    /// and the authorization URL. `scenario` rides on the request as `__scenario`.
+    /// production host names) and follows every redirect (to syncwizard's loopback listener,
+    /// plain http, and from there to a next leg, up to 10), returning the last page: its status,
+    /// body, and the URL it was served from. When the provider shows a page instead of
+    /// redirecting, that is the authorization URL. `scenario` rides on the first request as `__scenario`.
     public func playBrowser(authorizationURL: String, scenario: String? = nil) throws
         -> (status: Int, body: String, landedOn: String)
     {
-        let url = Self.with(scenario: scenario, authorizationURL)
-        let first = try send(url: url)
-        guard (300..<400).contains(first.status), let location = first.headers["location"] else {
-            return (first.status, first.body, url)
+        // A browser follows every redirect: the identity provider's to the loopback page, and the
+        // loopback page's on to the next leg (admin consent, then the authorization request).
+        var url = Self.with(scenario: scenario, authorizationURL)
+        for _ in 0..<10 {
+            let page = try send(url: url)
+            guard (300..<400).contains(page.status), let location = page.headers["location"] else {
+                return (page.status, page.body, url)
+            }
+            url = URL(string: location, relativeTo: URL(string: url))?.absoluteString ?? location
         }
-        let target = URL(string: location, relativeTo: URL(string: url))?.absoluteString ?? location
-        let page = try send(url: target)
-        if (300..<400).contains(page.status), let next = page.headers["location"] {
-            return (page.status, page.body, next)
-        }
-        return (page.status, page.body, target)
+        throw FakeIdentityProviderError(description: "more than 10 redirects from \(authorizationURL)")
     }
 
     private static func with(scenario: String?, _ url: String) -> String {

@@ -13,8 +13,37 @@ public struct Microsoft365: Sendable {
     public static let graph = "https://graph.microsoft.com"
     public static let outlook = "https://outlook.office365.com"
     public static let defaultEWSURL = "https://outlook.office365.com/EWS/Exchange.asmx"
-    /// Delegated Graph permissions the synchronizer needs: read the directory's users, and the calendars.
-    public static let requiredScopes = ["User.Read.All", "Calendars.ReadWrite"]
+    /// Delegated Graph permissions requested at sign-in, each with what needs it (Protocol/README
+    /// lists them). Directory.Read.All is the least privileged permission that reads the app's
+    /// permission grants, which tell consent for the organization from consent for the admin
+    /// alone (protocols.md §7.2); it also covers the service principal lookup.
+    public static let permissions: [(name: String, neededBy: String)] = [
+        ("User.Read.All", "GET /users: the synchronizer maps the directory's users (also covers GET /me)"),
+        ("Calendars.ReadWrite", "GET /me/calendar; the synchronizer writes appointments"),
+        ("Directory.Read.All", "GET /servicePrincipals and /oauth2PermissionGrants: the organization-consent check"),
+    ]
+    public static let requiredScopes = permissions.map(\.name)
+
+    /// The Graph calls the checks make, with the delegated permissions that let each through,
+    /// least privileged first (the Permissions table of each call's page, protocols.md §7.2).
+    public enum GraphCall: Sendable {
+        case me, users, myCalendar, servicePrincipals, permissionGrants
+
+        public var permissions: [String] {
+            switch self {
+            case .me: ["User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
+            case .users: ["User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
+            case .myCalendar: ["Calendars.Read", "Calendars.ReadWrite"]
+            case .servicePrincipals: ["Application.Read.All", "Directory.Read.All"]
+            case .permissionGrants: ["Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"]
+            }
+        }
+
+        /// The one of them syncwizard requests: what is missing when the call is refused.
+        public var requestedPermission: String {
+            permissions.first { Microsoft365.requiredScopes.contains($0) } ?? permissions[0]
+        }
+    }
 
     public let tenant: String
     public let clientId: String
@@ -35,15 +64,19 @@ public struct Microsoft365: Sendable {
         (["openid", "profile", "offline_access"] + requiredScopes.map { "\(graph)/\($0)" }).joined(separator: " ")
     }
 
-    public func authorizationParameters(loginHint: String?) -> [(String, String)] {
+    /// `prompt=consent` shows the consent page, where a Global Administrator can tick "Consent on
+    /// behalf of your organization"; after a tenant-wide admin consent `select_account` is enough.
+    public func authorizationParameters(loginHint: String?, prompt: String = "consent") -> [(String, String)] {
         var p = [("client_id", clientId), ("response_type", "code"), ("scope", Self.delegatedScope),
-                 ("response_mode", "query"), ("prompt", "consent")]
+                 ("response_mode", "query"), ("prompt", prompt)]
         if let loginHint { p.append(("login_hint", loginHint)) }
         return p
     }
 
+    /// The admin-consent leg grants exactly the delegated permissions the sign-in then requests
+    /// (dynamic scopes, so no dependence on what the registration lists; §2.3).
     public func adminConsentParameters() -> [(String, String)] {
-        [("client_id", clientId), ("scope", "\(Self.graph)/.default")]
+        [("client_id", clientId), ("scope", Self.requiredScopes.map { "\(Self.graph)/\($0)" }.joined(separator: " "))]
     }
 
     /// id_tokens name the user's own tenant in iss; with a fixed tenant it must be that one.
@@ -118,8 +151,9 @@ public struct Microsoft365: Sendable {
 
     // MARK: - Tests
 
-    /// GET a Graph resource as JSON with the bearer token; 403 becomes insufficientPrivileges.
-    public static func graphGET(_ path: String, token: String, http: HTTPClient) async throws(RPCError) -> JSONValue {
+    /// GET a Graph resource as JSON with the bearer token; 403 becomes insufficientPrivileges
+    /// naming the permission `call` needs.
+    public static func graphGET(_ path: String, _ call: GraphCall, token: String, http: HTTPClient) async throws(RPCError) -> JSONValue {
         let response: HTTPResponse
         do {
             response = try await http.send(HTTPRequest(url: graph + path, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
@@ -133,8 +167,12 @@ public struct Microsoft365: Sendable {
         case 401:
             throw RPCError(.reauthenticationRequired, "Microsoft Graph did not accept the access token.", hint: "Sign in with Microsoft again.")
         case 403:
-            throw RPCError(.insufficientPrivileges, "The signed-in account may not read \(path.split(separator: "?").first ?? "") through Microsoft Graph (HTTP 403).",
-                           hint: consentHint, details: ["responseCode": json?["error"]?["code"] ?? .null])
+            let resource = path.split(separator: "?").first ?? ""
+            throw RPCError(.insufficientPrivileges,
+                           "Microsoft Graph refused \(resource) (HTTP 403): it needs the delegated permission \(call.requestedPermission) (or one of \(call.permissions.joined(separator: ", "))), granted by an administrator, and an account allowed to read it.",
+                           hint: consentHint,
+                           details: ["responseCode": json?["error"]?["code"] ?? .null, "missingPermission": .string(call.requestedPermission),
+                                     "sufficientPermissions": .array(call.permissions.map(JSONValue.string))])
         default:
             throw RPCError(.serverError, "Microsoft Graph answered HTTP \(response.status).",
                            details: ["status": .int(response.status), "responseCode": json?["error"]?["code"] ?? .null])
@@ -143,13 +181,13 @@ public struct Microsoft365: Sendable {
 
     /// The first page of users: the directory read the synchronizer depends on.
     public static func readDirectory(token: String, http: HTTPClient) async throws(RPCError) -> String {
-        let json = try await graphGET("/v1.0/users?$top=10&$select=id,userPrincipalName", token: token, http: http)
+        let json = try await graphGET("/v1.0/users?$top=10&$select=id,userPrincipalName", .users, token: token, http: http)
         let count = json["value"]?.arrayValue?.count ?? 0
         return "Microsoft Graph lists users of the directory (\(count) on the first page)."
     }
 
     public static func readCalendar(token: String, http: HTTPClient) async throws(RPCError) -> String {
-        let json = try await graphGET("/v1.0/me/calendar", token: token, http: http)
+        let json = try await graphGET("/v1.0/me/calendar", .myCalendar, token: token, http: http)
         return "The signed-in account's calendar \(json["name"]?.stringValue.map { "\"\($0)\" " } ?? "")is reachable."
     }
 
@@ -157,11 +195,11 @@ public struct Microsoft365: Sendable {
     /// with consentType AllPrincipals covering the needed scopes. A grant for one principal means
     /// the admin consented for themselves only ("Consent on behalf of your organization" unticked).
     public func checkOrganizationConsent(token: String, http: HTTPClient) async throws(RPCError) -> String {
-        let principals = try await Self.graphGET("/v1.0/servicePrincipals?$filter=appId%20eq%20'\(FormEncoding.encode(clientId))'&$select=id", token: token, http: http)
+        let principals = try await Self.graphGET("/v1.0/servicePrincipals?$filter=appId%20eq%20'\(FormEncoding.encode(clientId))'&$select=id", .servicePrincipals, token: token, http: http)
         guard let principalId = principals["value"]?.arrayValue?.first?["id"]?.stringValue else {
             throw RPCError(.organizationConsentMissing, "The app has not been consented to in this organization.", hint: Self.organizationHint)
         }
-        let grants = try await Self.graphGET("/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'\(FormEncoding.encode(principalId))'", token: token, http: http)
+        let grants = try await Self.graphGET("/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'\(FormEncoding.encode(principalId))'", .permissionGrants, token: token, http: http)
         let all = grants["value"]?.arrayValue ?? []
         let organizationWide = all.filter { $0["consentType"]?.stringValue == "AllPrincipals" }
         guard !organizationWide.isEmpty else {

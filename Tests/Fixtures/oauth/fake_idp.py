@@ -75,6 +75,44 @@ SAFE_PARAMS = {
     "orderBy", "sortOrder", "projection", "__scenario",
 }
 
+OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
+
+# Delegated Graph permissions only an admin can grant ("Admin consent required: Yes" in
+# learn.microsoft.com/graph/permissions-reference). User.Read, User.ReadBasic.All and Calendars.*
+# are not among them: a user may consent to those for themselves.
+ADMIN_ONLY_GRAPH = {p.lower() for p in (
+    "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All", "User.Read.All",
+    "User.ReadWrite.All", "Application.Read.All", "Application.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All", "Organization.Read.All", "Group.Read.All",
+    "Group.ReadWrite.All", "GroupMember.Read.All")}
+
+# Graph calls served and the delegated permissions each accepts, least privileged first. From the
+# "Permissions" table of learn.microsoft.com/graph/api/user-get (/me), user-list, calendar-get,
+# serviceprincipal-list, oauth2permissiongrant-list, serviceprincipal-list-oauth2permissiongrants,
+# organization-get; names as in learn.microsoft.com/graph/permissions-reference. Real Graph answers
+# a token holding none of them with 403, whatever the caller meant to do (protocols.md 7.2).
+GRAPH_DENIED = ("Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+MAILBOX_DENIED = ("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+GRAPH_CALLS = (
+    ("me", r"^/v1\.0/me$", ("User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All",
+                             "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"), GRAPH_DENIED),
+    ("users", r"^/v1\.0/users$", ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All",
+                                   "Directory.Read.All", "Directory.ReadWrite.All"), GRAPH_DENIED),
+    ("calendar", r"^/v1\.0/(me|users/[^/]+)/calendar$", ("Calendars.ReadBasic", "Calendars.Read",
+                                                          "Calendars.ReadWrite"), MAILBOX_DENIED),
+    ("servicePrincipals", r"^/v1\.0/servicePrincipals$", ("Application.Read.All", "Application.ReadWrite.All",
+                                                           "Directory.Read.All", "Directory.ReadWrite.All"), GRAPH_DENIED),
+    ("servicePrincipalGrants", r"^/v1\.0/servicePrincipals/([^/]+)/oauth2PermissionGrants$",
+     ("Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"), GRAPH_DENIED),
+    ("oauth2PermissionGrants", r"^/v1\.0/oauth2PermissionGrants$",
+     ("Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"), GRAPH_DENIED),
+    ("organization", r"^/v1\.0/organization$", ("User.Read", "Directory.Read.All", "Directory.ReadWrite.All"),
+     GRAPH_DENIED),
+)
+RESOURCE_APP_IDS = {"graph": GRAPH_APP_ID, "outlook": EXCHANGE_APP_ID}
+RESOURCE_HOSTS = {"graph": "https://graph.microsoft.com", "outlook": "https://outlook.office365.com"}
+CONSENT_TYPES = {"AllPrincipals", "Principal", "none"}
+
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 CHALLENGE_RE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
 
@@ -117,8 +155,9 @@ SCENARIOS = {
     "mfa_required": "authorize: error=interaction_required, AADSTS50076",
     "consent_missing_at_token": "code exchange: invalid_grant, AADSTS65001",
     "admin_consent_not_admin": "adminconsent: error=access_denied, AADSTS90093 (signed-in user is no admin)",
-    "consent_principal_only": "Graph oauth2PermissionGrants: consentType Principal for the signed-in user",
-    "consent_missing": "Graph: no servicePrincipal and no grants for the app",
+    "user_not_admin": "the signed-in Microsoft user is no Global Administrator (authorize and adminconsent)",
+    "consent_principal_only": "authorize: the admin consents for themselves only (Principal grant), not the organization",
+    "consent_missing": "Graph: no servicePrincipal and no grants for the app, whatever the tenant holds",
     "graph_forbidden": "Graph /users and /me/calendar: 403 Authorization_RequestDenied",
     "device_declined": "device code polling ends with authorization_declined",
     "device_expired": "device code polling ends with expired_token",
@@ -249,12 +288,15 @@ DEFAULT_CONFIG = {
         "tenantId": "b7c3f1a2-4d5e-4f60-8a9b-0c1d2e3f4a5b",
         "tenantDomain": "contoso.test",
         "user": {"oid": "0f6e5d4c-3b2a-4190-8877-665544332211", "upn": "admin@contoso.test",
-                 "name": "Ada Admin", "mail": "admin@contoso.test"},
+                 "name": "Ada Admin", "mail": "admin@contoso.test", "isGlobalAdmin": True},
         "redirectUris": ["http://localhost", "http://127.0.0.1"],
         "matchRedirectPath": False,
-        "defaultScopes": {"graph": ["User.Read", "User.Read.All", "Calendars.ReadWrite"],
+        # What the vendor's app registration lists (= what /.default means).
+        "defaultScopes": {"graph": ["User.Read", "User.Read.All", "Calendars.ReadWrite", "Directory.Read.All"],
                           "outlook": ["EWS.AccessAsUser.All"]},
+        # The tenant's initial grants: an organization-wide grant of defaultScopes.graph for every client.
         "consentType": "AllPrincipals",
+        "ticksOrganizationConsent": True,
         "deviceInterval": 1,
         "devicePendingPolls": 1,
         "deviceExpiresIn": 900,
@@ -315,6 +357,12 @@ class Config:
         for label, section in (("superoffice", self.so), ("microsoft", self.ms), ("google", self.google)):
             if section["refreshMode"] not in REFRESH_MODES:
                 fail("%s.refreshMode must be one of %s" % (label, sorted(REFRESH_MODES)))
+        if self.ms["consentType"] not in CONSENT_TYPES:
+            fail("microsoft.consentType must be one of %s" % sorted(CONSENT_TYPES))
+        for label, value in (("microsoft.user.isGlobalAdmin", self.ms["user"]["isGlobalAdmin"]),
+                             ("microsoft.ticksOrganizationConsent", self.ms["ticksOrganizationConsent"])):
+            if not isinstance(value, bool):
+                fail("%s must be true or false" % label)
         envs = self.so["environments"]
         for ctx, tenant in self.so["tenants"].items():
             if not isinstance(tenant, dict) or set(tenant) - TENANT_KEYS:
@@ -1230,7 +1278,7 @@ def graph_scope(scope):
                              ("https://outlook.office.com/", "outlook")):
         if lowered.startswith(prefix):
             return resource, scope[len(prefix):]
-    if lowered in ("openid", "profile", "email", "offline_access"):
+    if lowered in OIDC_SCOPES:
         return None, scope
     return "graph", scope
 
@@ -1240,10 +1288,105 @@ class Microsoft(Provider):
 
     def __init__(self, app):
         super().__init__(app)
-        self.consent_type = self.config.ms["consentType"]
+        self.grants_lock = threading.Lock()
+        self.reset_grants(self.config.ms["consentType"])
 
     def section(self):
         return self.config.ms
+
+    # -- the tenant's consent state --------------------------------------------------------------
+    # Delegated permission grants (Graph's oauth2PermissionGrant): {"clientId" (the app id),
+    # "resource" ("graph"|"outlook"), "consentType" ("AllPrincipals"|"Principal"), "principalId"
+    # (null for AllPrincipals), "scopes": [names]}. Consent pages and /adminconsent add to them; Graph
+    # reports them. A client gets its service principal in the tenant with its first grant.
+    def reset_grants(self, consent_type, grants=None):
+        if grants is None:
+            grants = []
+            if consent_type != "none":
+                oid = self.config.ms["user"]["oid"] if consent_type == "Principal" else None
+                grants = [{"clientId": c, "resource": "graph", "consentType": consent_type, "principalId": oid,
+                           "scopes": list(self.config.ms["defaultScopes"]["graph"])} for c in self.config.clients]
+        with self.grants_lock:
+            self.grants = grants
+            self.service_principals = {g["clientId"] for g in grants}
+
+    def add_grant(self, client_id, resource, consent_type, scopes):
+        principal = self.config.ms["user"]["oid"] if consent_type == "Principal" else None
+        with self.grants_lock:
+            grant = next((g for g in self.grants if (g["clientId"], g["resource"], g["consentType"], g["principalId"])
+                          == (client_id, resource, consent_type, principal)), None)
+            if grant is None:
+                grant = {"clientId": client_id, "resource": resource, "consentType": consent_type,
+                         "principalId": principal, "scopes": []}
+                self.grants.append(grant)
+            for scope in scopes:  # a set as Graph keeps it, in the order consented
+                if scope.lower() not in {s.lower() for s in grant["scopes"]}:
+                    grant["scopes"].append(scope)
+            self.service_principals.add(client_id)
+
+    def covered(self, client_id, resource):
+        """Lower-cased scopes the signed-in user already holds for this client and resource."""
+        oid = self.config.ms["user"]["oid"]
+        with self.grants_lock:
+            return {s.lower() for g in self.grants if g["clientId"] == client_id and g["resource"] == resource
+                    and (g["consentType"] == "AllPrincipals" or g["principalId"] == oid) for s in g["scopes"]}
+
+    def control_grants(self, req):
+        """GET: the tenant's grants. POST {} resets them to the config's, {"consentType": X} to what
+        that consentType gives, {"grants": [{"clientId", "consentType", "scopes", "resource"?}]} to those."""
+        if req.method == "POST":
+            try:
+                body = json.loads(req.body or b"{}")
+                consent_type = body.get("consentType", self.config.ms["consentType"])
+                grants = None
+                if "grants" in body:
+                    grants = [{"clientId": g["clientId"], "resource": g.get("resource", "graph"),
+                               "consentType": g["consentType"],
+                               "principalId": self.config.ms["user"]["oid"] if g["consentType"] == "Principal" else None,
+                               "scopes": g["scopes"].split() if isinstance(g["scopes"], str) else list(g["scopes"])}
+                              for g in body["grants"]]
+                if consent_type not in CONSENT_TYPES or any(
+                        g["consentType"] not in ("AllPrincipals", "Principal") or g["resource"] not in RESOURCE_APP_IDS
+                        for g in grants or ()):
+                    raise ValueError("bad consentType or resource")
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                return json_reply(400, {"error": "bad grants request: %s" % error})
+            self.reset_grants(consent_type, grants)
+        elif req.method != "GET":
+            return json_reply(405, {"error": "GET or POST"})
+        with self.grants_lock:
+            return json_reply(200, {"grants": copy.deepcopy(self.grants),
+                                    "servicePrincipals": sorted(self.service_principals)})
+
+    def is_global_admin(self, scenario):
+        return self.config.ms["user"]["isGlobalAdmin"] and scenario != "user_not_admin"
+
+    def consent(self, grant, entry, prompt):
+        """The consent page of a sign-in, if one is due. Returns None, or (error, AADSTS code) to redirect with.
+
+        A page is due when a requested scope is not granted yet, or prompt=consent forces it (then
+        it lists every requested scope, so a non-admin is stopped even after a tenant-wide consent).
+        Only a Global Administrator may consent to admin-only permissions; the "Consent on behalf of
+        your organization" box is shown to them alone (protocols.md 2.3, application-consent-experience)."""
+        resource = grant["resource"]
+        wanted = [s for s in grant["granted"] if s.lower() not in OIDC_SCOPES]
+        have = self.covered(grant["clientId"], resource)
+        shown = wanted if prompt == "consent" else [s for s in wanted if s.lower() not in have]
+        entry["consentShown"] = bool(shown)
+        if not shown:
+            return None
+        if prompt == "none":
+            return "consent_required", 65001
+        admin = self.is_global_admin(grant["scenario"])
+        if not admin and resource == "graph" and any(s.lower() in ADMIN_ONLY_GRAPH for s in shown):
+            return "access_denied", 90094  # "Need admin approval"
+        organization = admin and self.config.ms["ticksOrganizationConsent"] \
+            and grant["scenario"] != "consent_principal_only"
+        consent_type = "AllPrincipals" if organization else "Principal"
+        self.add_grant(grant["clientId"], resource, consent_type, shown)
+        entry["consentType"] = consent_type
+        entry["consentedScopes"] = shown
+        return None
 
     def tenant_ok(self, tenant, allow_common=True):
         ms = self.config.ms
@@ -1322,7 +1465,7 @@ class Microsoft(Provider):
                 return self.token_endpoint(req, entry)
             if what == "oauth2/v2.0/devicecode":
                 return self.devicecode(req, entry, tenant)
-            return self.adminconsent(req, entry, tenant)
+            return self.adminconsent(req, entry, tenant, legacy=(what == "adminconsent"))
         if req.host == GRAPH_HOST:
             entry["provider"] = self.name
             return self.graph(req, entry)
@@ -1383,6 +1526,10 @@ class Microsoft(Provider):
         if code is not None:
             return back(AADSTS[code][1], "AADSTS%d: %s" % (code, AADSTS[code][2]))[1]
         grant.update(resource=resource, granted=granted, tenant=tenant)
+        refused = self.consent(grant, entry, req.query.get("prompt"))
+        if refused is not None:
+            error, code = refused
+            return back(error, "AADSTS%d: %s" % (code, AADSTS[code][2]))[1]
         return self.issue_code(grant, [("session_state", str(uuid.uuid4()))])
 
     def wants_refresh_token(self, scopes):
@@ -1415,7 +1562,9 @@ class Microsoft(Provider):
         return self.fail_grant(entry, AADSTS[code][2], code=code)
 
     # -- admin consent ---------------------------------------------------------------------------
-    def adminconsent(self, req, entry, tenant):
+    def adminconsent(self, req, entry, tenant, legacy=False):
+        """Tenant-wide consent by an admin: no code, no tokens, and no client secret needed, so a
+        public client's admin can use it too (protocols.md 2.3, 7.3)."""
         q = req.query
         entry["endpoint"] = "adminconsent"
         entry["clientId"] = q.get("client_id")
@@ -1434,15 +1583,31 @@ class Microsoft(Provider):
         if not uri or not self.redirect_ok(uri):
             entry["error"] = "redirect_uri_mismatch"
             return self.bad_redirect_page(uri)
+        # v2 needs scope; the legacy endpoint always consents to the app registration (.default).
+        requested = (q.get("scope") or ("" if not legacy else "https://graph.microsoft.com/.default")).split()
+        if not requested:
+            entry["error"] = "invalid_request"
+            return html_reply(400, "Sign in", "AADSTS900144: The request body must contain the following "
+                              "parameter: 'scope'.")
+        per_resource = {}
+        for scope in requested:
+            resource, short = graph_scope(scope)
+            if resource is not None:
+                names = self.config.ms["defaultScopes"][resource] if short == ".default" else [short]
+                per_resource.setdefault(resource, []).extend(names)
         params = [("admin_consent", "True")]
-        if scenario in ("consent_declined", "access_denied"):
-            entry["error"] = "consent_required"
-            params += [("error", "consent_required"), ("error_description", "AADSTS65004: " + AADSTS[65004][2])]
-        elif scenario == "admin_consent_not_admin":
+        if scenario == "admin_consent_not_admin" or not self.is_global_admin(scenario):
             entry["error"] = "access_denied"
             params += [("error", "access_denied"), ("error_description", "AADSTS90093: " + AADSTS[90093][2])]
+        elif scenario in ("consent_declined", "access_denied"):
+            entry["error"] = "consent_required"
+            params += [("error", "consent_required"), ("error_description", "AADSTS65004: " + AADSTS[65004][2])]
         else:
-            self.consent_type = "AllPrincipals"
+            for resource, names in per_resource.items():
+                self.add_grant(q["client_id"], resource, "AllPrincipals", names)
+            entry["consentType"] = "AllPrincipals"
+            entry["consentedScopes"] = [n if r == "graph" else "%s/%s" % (RESOURCE_HOSTS[r], n)
+                                        for r, names in per_resource.items() for n in names]
             params += [("tenant", self.config.ms["tenantId"]), ("scope", q.get("scope") or "")]
         state = q.get("state")
         if scenario == "wrong_state":
@@ -1558,71 +1723,120 @@ class Microsoft(Provider):
             entry["bearerValid"] = False
             return self.graph_error(401, "InvalidAuthenticationToken", "Access token validation failure. "
                                     "Invalid audience or expired token.")
-        scopes = {s.lower() for s in record["scopes"]}
-        ms = self.config.ms
-        user = ms["user"]
-        me = {"id": user["oid"], "displayName": user["name"], "userPrincipalName": user["upn"],
-              "mail": user["mail"], "givenName": user["name"].split()[0], "surname": user["name"].split()[-1]}
         path = req.path.rstrip("/")
-        q = req.query
-        if path == "/v1.0/me":
-            return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity", **me})
-        if path == "/v1.0/users":
-            if scenario == "graph_forbidden" or not scopes & {"user.read.all", "user.readbasic.all",
-                                                              "directory.read.all", "user.readwrite.all"}:
-                return self.graph_error(403, "Authorization_RequestDenied",
-                                        "Insufficient privileges to complete the operation.")
-            top = int(q.get("$top") or 100)
-            users = [me] + [{"id": guid("user", str(i)), "displayName": "User %d" % i,
-                             "userPrincipalName": "user%d@%s" % (i, ms["tenantDomain"]),
-                             "mail": "user%d@%s" % (i, ms["tenantDomain"])} for i in range(1, 3)]
-            return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
-                                    "value": users[:top]})
-        if path in ("/v1.0/me/calendar",) or re.match(r"^/v1\.0/users/[^/]+/calendar$", path):
-            if scenario == "graph_forbidden" or not any(s.startswith("calendars.") for s in scopes):
-                return self.graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
-            return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('%s')/"
-                                                      "calendar/$entity" % user["oid"],
-                                    "id": "AAMkAGI2TGuLAAA=", "name": "Calendar", "color": "auto",
-                                    "canEdit": True, "canShare": True, "canViewPrivateItems": True,
-                                    "owner": {"name": user["name"], "address": user["mail"]}})
-        if path == "/v1.0/servicePrincipals":
-            m = re.match(r"^appId eq '([^']*)'$", (q.get("$filter") or "").strip())
-            if not m:
-                return self.graph_error(400, "Request_UnsupportedQuery", "the fake supports $filter=appId eq '...'")
-            app_id = m.group(1)
-            known = app_id in self.config.clients and scenario != "consent_missing"
-            if app_id == GRAPH_APP_ID:
-                known = True
-            value = [{"id": guid("sp", app_id), "appId": app_id,
-                      "displayName": "Microsoft Graph" if app_id == GRAPH_APP_ID else "syncwizard",
-                      "servicePrincipalType": "Application", "accountEnabled": True}] if known else []
-            return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals",
-                                    "value": value})
-        if path == "/v1.0/oauth2PermissionGrants":
-            m = re.match(r"^clientId eq '([^']*)'$", (q.get("$filter") or "").strip())
-            if not m:
-                return self.graph_error(400, "Request_UnsupportedQuery", "the fake supports $filter=clientId eq '...'")
-            sp_id = m.group(1)
-            client = next((c for c in self.config.clients if guid("sp", c) == sp_id), None)
-            consent = self.consent_type
-            if scenario == "consent_principal_only":
-                consent = "Principal"
-            elif scenario == "consent_missing":
-                consent = "none"
-            value = []
-            if client is not None and consent in ("AllPrincipals", "Principal"):
-                value.append({
-                    "id": b64url(hashlib.sha256((sp_id + consent).encode()).digest()[:24]),
-                    "clientId": sp_id, "consentType": consent,
-                    "principalId": user["oid"] if consent == "Principal" else None,
-                    "resourceId": guid("sp", GRAPH_APP_ID),
-                    "scope": " " + " ".join(ms["defaultScopes"]["graph"]) + " ",
-                })
-            return json_reply(200, {"@odata.context":
-                                    "https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants",
-                                    "value": value})
-        return self.graph_error(404, "Request_ResourceNotFound", "Resource not found in the fake.")
+        for name, pattern, permissions, denied in GRAPH_CALLS:
+            match = re.match(pattern, path, re.IGNORECASE)
+            if match:
+                break
+        else:
+            return self.graph_error(404, "Request_ResourceNotFound", "Resource not found in the fake.")
+        if req.method != "GET":
+            return self.graph_error(405, "Request_BadRequest", "Specified HTTP method is not allowed for the "
+                                    "request target.")
+        # The token's scp decides, as in real Graph; an app-only token has none and is refused.
+        held = {s.lower() for s in record["scopes"]}
+        entry["graphCall"] = name
+        entry["tokenScopes"] = [s for s in record["scopes"] if s.lower() not in OIDC_SCOPES]
+        entry["requiredPermissions"] = list(permissions)
+        entry["permissionOk"] = any(p.lower() in held for p in permissions)
+        if not entry["permissionOk"] or (scenario == "graph_forbidden" and name in ("users", "calendar")):
+            return self.graph_error(403, *denied)
+        return getattr(self, "graph_" + name)(req.query, scenario, *match.groups())
+
+    def graph_user(self):
+        user = self.config.ms["user"]
+        return {"id": user["oid"], "displayName": user["name"], "userPrincipalName": user["upn"],
+                "mail": user["mail"], "givenName": user["name"].split()[0], "surname": user["name"].split()[-1]}
+
+    def graph_list(self, entity, items, query):
+        """A collection as Graph answers it; $select keeps only the named properties."""
+        fields = [f.strip().lower() for f in (query.get("$select") or "").split(",") if f.strip()]
+        if fields:
+            items = [{k: v for k, v in item.items() if k.lower() in fields} for item in items]
+        return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + entity,
+                                "value": items})
+
+    def graph_me(self, query, scenario):
+        return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+                                **self.graph_user()})
+
+    def graph_users(self, query, scenario):
+        domain = self.config.ms["tenantDomain"]
+        try:
+            top = int(query.get("$top") or 100)
+        except ValueError:
+            return self.graph_error(400, "Request_BadRequest", "Invalid value for $top.")
+        users = [self.graph_user()] + [{"id": guid("user", str(i)), "displayName": "User %d" % i,
+                                        "userPrincipalName": "user%d@%s" % (i, domain),
+                                        "mail": "user%d@%s" % (i, domain)} for i in range(1, 3)]
+        return self.graph_list("users", users[:top], query)
+
+    def graph_calendar(self, query, scenario, _owner):
+        user = self.config.ms["user"]
+        return json_reply(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('%s')/"
+                                                  "calendar/$entity" % user["oid"],
+                                "id": "AAMkAGI2TGuLAAA=", "name": "Calendar", "color": "auto",
+                                "canEdit": True, "canShare": True, "canViewPrivateItems": True,
+                                "owner": {"name": user["name"], "address": user["mail"]}})
+
+    def tenant_service_principals(self, scenario):
+        """App ids with a service principal in the tenant: the resources, and every consented client."""
+        with self.grants_lock:
+            clients = set() if scenario == "consent_missing" else set(self.service_principals)
+        return clients | set(RESOURCE_APP_IDS.values())
+
+    def graph_servicePrincipals(self, query, scenario):
+        m = re.match(r"^appId eq '([^']*)'$", (query.get("$filter") or "").strip())
+        if not m:
+            return self.graph_error(400, "Request_UnsupportedQuery", "the fake supports $filter=appId eq '...'")
+        app_id = m.group(1)
+        names = {GRAPH_APP_ID: "Microsoft Graph", EXCHANGE_APP_ID: "Office 365 Exchange Online"}
+        value = [{"id": guid("sp", app_id), "appId": app_id, "displayName": names.get(app_id, "syncwizard"),
+                  "servicePrincipalType": "Application", "accountEnabled": True}] \
+            if app_id in self.tenant_service_principals(scenario) else []
+        return self.graph_list("servicePrincipals", value, query)
+
+    def graph_grant_objects(self, scenario, sp_id=None):
+        with self.grants_lock:
+            grants = [] if scenario == "consent_missing" else copy.deepcopy(self.grants)
+        value = []
+        for g in grants:
+            client_sp = guid("sp", g["clientId"])
+            if sp_id is not None and client_sp != sp_id:
+                continue
+            value.append({
+                "id": b64url(hashlib.sha256("/".join((client_sp, g["resource"], g["consentType"],
+                                                      g["principalId"] or "")).encode()).digest()[:24]),
+                "clientId": client_sp, "consentType": g["consentType"], "principalId": g["principalId"],
+                "resourceId": guid("sp", RESOURCE_APP_IDS[g["resource"]]),
+                "scope": " " + " ".join(g["scopes"]) + " ",  # Graph pads it; split on whitespace
+            })
+        return value
+
+    def graph_oauth2PermissionGrants(self, query, scenario):
+        wanted = (query.get("$filter") or "").strip()
+        m = re.match(r"^clientId eq '([^']*)'$", wanted)
+        if wanted and not m:
+            return self.graph_error(400, "Request_UnsupportedQuery", "the fake supports $filter=clientId eq '...'")
+        return self.graph_list("oauth2PermissionGrants",
+                               self.graph_grant_objects(scenario, m.group(1) if m else None), query)
+
+    def graph_servicePrincipalGrants(self, query, scenario, sp_id):
+        if sp_id not in {guid("sp", a) for a in self.tenant_service_principals(scenario)}:
+            return self.graph_error(404, "Request_ResourceNotFound", "Resource '%s' does not exist or one of its "
+                                    "queried reference-property objects are not present." % sp_id)
+        return self.graph_list("oauth2PermissionGrants", self.graph_grant_objects(scenario, sp_id), query)
+
+    def graph_organization(self, query, scenario):
+        ms = self.config.ms
+        label = ms["tenantDomain"].split(".")[0]
+        return self.graph_list("organization", [{
+            "id": ms["tenantId"], "displayName": label.capitalize(), "tenantType": "AAD",
+            "verifiedDomains": [
+                {"name": ms["tenantDomain"], "isDefault": True, "isInitial": False, "type": "Managed",
+                 "capabilities": "Email, OfficeCommunicationsOnline"},
+                {"name": label + ".onmicrosoft.com", "isDefault": False, "isInitial": True, "type": "Managed",
+                 "capabilities": "Email, OfficeCommunicationsOnline"}]}], query)
 
     def outlook(self, req, entry):
         entry["endpoint"] = "outlook"
@@ -1864,7 +2078,8 @@ class App:
         self.keys = Keys(config.kid)
         self.scenario_lock = threading.Lock()
         self.scenarios = {"*": config.scenario}
-        self.providers = [SuperOffice(self), Microsoft(self), Google(self)]
+        self.microsoft = Microsoft(self)
+        self.providers = [SuperOffice(self), self.microsoft, Google(self)]
 
     def current_scenario(self, provider):
         with self.scenario_lock:
@@ -1921,6 +2136,8 @@ class App:
                                         "clientSecrets": [s for s in self.config.clients.values() if s]})
         if what == "jwks" and req.method == "GET":
             return json_reply(200, self.keys.jwks())
+        if what == "grants":
+            return self.microsoft.control_grants(req)
         return json_reply(404, {"error": "unknown control endpoint"})
 
 

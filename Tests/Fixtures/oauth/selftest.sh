@@ -45,7 +45,7 @@ for _ in $(seq 1 150); do
 done
 [ -s "$work/ready.json" ] || { echo "fake_idp.py not ready after 15 s" >&2; cat "$work/stderr.txt" >&2; exit 1; }
 
-READY_FILE="$work/ready.json" LOG_FILE="$work/log.jsonl" WORK="$work" python3 - <<'PY'
+READY_FILE="$work/ready.json" LOG_FILE="$work/log.jsonl" WORK="$work" FIXTURE_DIR="$here" python3 - <<'PY'
 import base64, hashlib, json, os, secrets, subprocess, sys, time, urllib.parse
 import jwt  # PyJWT
 
@@ -69,7 +69,8 @@ def check(condition, label, detail=""):
     print("ok    %s" % label)
 
 
-def curl(url, method="GET", form=None, headers=(), json_body=None, cacert=CA):
+def curl(url, method="GET", form=None, headers=(), json_body=None, cacert=None):
+    cacert = cacert or CA  # CA changes while a second fixture runs
     out, hdr = os.path.join(WORK, "body"), os.path.join(WORK, "headers")
     args = ["/usr/bin/curl", "-sS", "--noproxy", "*", "--max-time", "15", "--cacert", cacert, *CONNECT,
             "-X", method, "-o", out, "-D", hdr, "-w", "%{http_code}"]
@@ -376,34 +377,161 @@ status, err = redeem(MS, flow2, client_secret="x", path="/oauth2/v2.0/token")
 check(status == 401 and "AADSTS700025" in err.get("error_description", "") and err.get("error_codes") == [700025],
       "public client sending a secret: AADSTS700025")
 G = "https://graph.microsoft.com/v1.0"
-bearer = ["Authorization: Bearer " + tok["access_token"]]
-check(curl(G + "/me", headers=bearer)[0] == 200, "Graph /me")
-check(curl(G + "/users?%24top=1", headers=bearer)[0] == 200, "Graph /users?$top=1")
-check(curl(G + "/me/calendar", headers=bearer)[0] == 200, "Graph /me/calendar")
-sp = as_json(curl(G + "/servicePrincipals?" + urllib.parse.urlencode({"$filter": "appId eq 'ms-client'"}),
-                  headers=bearer)[2])["value"]
-check(len(sp) == 1, "Graph servicePrincipals by appId")
-grants = as_json(curl(G + "/oauth2PermissionGrants?" + urllib.parse.urlencode(
-    {"$filter": "clientId eq '%s'" % sp[0]["id"]}), headers=bearer)[2])["value"]
-check(grants and grants[0]["consentType"] == "AllPrincipals", "oauth2PermissionGrants: AllPrincipals")
-set_scenario("consent_principal_only", "microsoft")
-grants = as_json(curl(G + "/oauth2PermissionGrants?" + urllib.parse.urlencode(
-    {"$filter": "clientId eq '%s'" % sp[0]["id"]}), headers=bearer)[2])["value"]
-check(grants[0]["consentType"] == "Principal" and grants[0]["principalId"], "consent_principal_only: Principal")
+GRAPH_SCOPES = " ".join("https://graph.microsoft.com/" + s for s in
+                        ("User.Read", "User.Read.All", "Calendars.ReadWrite", "Directory.Read.All"))
+
+
+def ms_sign_in(scope, **extra):
+    """Authorization request + code exchange for the public ms-client; returns (flow, tokens or None)."""
+    flow = authorize(MS, client="ms-client", redirect_uri=ms_redirect, path="/oauth2/v2.0/authorize",
+                     scope=scope, extra=extra)
+    if not flow["query"].get("code"):
+        return flow, None
+    return flow, redeem(MS, flow, client_secret=None, path="/oauth2/v2.0/token")[1]
+
+
+def graph(path, access_token, **query):
+    url = G + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    status, _, body = curl(url, headers=["Authorization: Bearer " + access_token])
+    return status, as_json(body)
+
+
+def grants_control(body=None):
+    status, _, text = curl(SO + "/__control/grants", "POST" if body is not None else "GET", json_body=body)
+    check(status == 200, "control grants %s" % ("reset %s" % body if body is not None else "read"), text)
+    return as_json(text)
+
+
+def graph_last():
+    return [e for e in log_entries() if e["endpoint"] == "graph"][-1]
+
+
+def last_authorize():
+    return [e for e in log_entries() if e["endpoint"] == "authorize"][-1]
+
+
+# Per-call permissions: the first token holds User.Read, User.Read.All, Calendars.ReadWrite only.
+at = tok["access_token"]
+check(graph("/me", at)[0] == 200, "Graph /me")
+check(graph("/users", at, **{"$top": 1})[0] == 200, "Graph /users?$top=1")
+check(graph("/me/calendar", at)[0] == 200, "Graph /me/calendar")
+status, body = graph("/organization", at)
+check(status == 200 and body["value"][0]["id"] == tid
+      and any(d["name"] == "contoso.test" for d in body["value"][0]["verifiedDomains"]), "Graph /organization (User.Read)")
+status, body = graph("/servicePrincipals", at, **{"$filter": "appId eq 'ms-client'", "$select": "id"})
+check(status == 403 and body["error"]["code"] == "Authorization_RequestDenied"
+      and body["error"]["message"] == "Insufficient privileges to complete the operation.",
+      "servicePrincipals without Application.Read.All/Directory.Read.All: 403", str(body))
+status, body = graph("/oauth2PermissionGrants", at, **{"$filter": "clientId eq 'x'"})
+check(status == 403 and body["error"]["code"] == "Authorization_RequestDenied",
+      "oauth2PermissionGrants without Directory.Read.All: 403 Authorization_RequestDenied")
+entry = graph_last()
+check(entry["requiredPermissions"][0] == "Directory.Read.All" and entry["permissionOk"] is False
+      and entry["graphCall"] == "oauth2PermissionGrants", "log: requiredPermissions, permissionOk false", str(entry))
+# With Directory.Read.All (in the tenant's default grant, so no consent page without prompt=consent).
+flow, tok = ms_sign_in("openid profile offline_access " + GRAPH_SCOPES)
+check(tok and "Directory.Read.All" in tok.get("scope", "") and last_authorize()["consentShown"] is False,
+      "sign-in for granted scopes: code without a consent page", str(flow["query"]))
+at = tok["access_token"]
+status, body = graph("/servicePrincipals", at, **{"$filter": "appId eq 'ms-client'", "$select": "id"})
+check(status == 200 and len(body["value"]) == 1 and set(body["value"][0]) == {"id"},
+      "servicePrincipals by appId with Directory.Read.All ($select=id)", str(body))
+sp_id = body["value"][0]["id"]
+status, body = graph("/oauth2PermissionGrants", at, **{"$filter": "clientId eq '%s'" % sp_id})
+check(status == 200 and [g["consentType"] for g in body["value"]] == ["AllPrincipals"]
+      and body["value"][0]["principalId"] is None and "Directory.Read.All" in body["value"][0]["scope"].split(),
+      "oauth2PermissionGrants with Directory.Read.All: 200, AllPrincipals", str(body))
+check(graph_last()["permissionOk"] is True, "log: permissionOk true")
+status, body = graph("/servicePrincipals/%s/oauth2PermissionGrants" % sp_id, at)
+check(status == 200 and body["value"][0]["clientId"] == sp_id, "servicePrincipals/{id}/oauth2PermissionGrants")
+check(graph("/servicePrincipals/not-an-sp/oauth2PermissionGrants", at)[0] == 404, "grants of an unknown sp: 404")
+# /me with only Calendars.Read (user-consentable: the admin's consent page adds it to the org grant).
+flow, cal = ms_sign_in("openid Calendars.Read")
+check(cal and last_authorize()["consentShown"] is True, "sign-in for a new scope shows the consent page")
+status, body = graph("/me", cal["access_token"])
+check(status == 403 and body["error"]["code"] == "Authorization_RequestDenied", "/me with only Calendars.Read: 403")
+check(graph("/me/calendar", cal["access_token"])[0] == 200, "/me/calendar with Calendars.Read: 200")
+status, body = graph("/users", cal["access_token"])
+check(status == 403 and body["error"]["code"] == "Authorization_RequestDenied", "/users with only Calendars.Read: 403")
+flow, usr = ms_sign_in("openid User.Read")
+status, body = graph("/me/calendar", usr["access_token"])
+check(status == 403 and body["error"]["code"] == "ErrorAccessDenied", "/me/calendar without Calendars.*: ErrorAccessDenied")
 set_scenario("graph_forbidden", "microsoft")
-status, _, body = curl(G + "/users?%24top=1", headers=bearer)
-check(status == 403 and as_json(body)["error"]["code"] == "Authorization_RequestDenied", "graph_forbidden: 403")
+status, body = graph("/users", at, **{"$top": 1})
+check(status == 403 and body["error"]["code"] == "Authorization_RequestDenied", "graph_forbidden: 403")
 set_scenario("success")
 flow = authorize(MS, client="ms-client", redirect_uri=ms_redirect, path="/oauth2/v2.0/authorize",
                  extra={"__scenario": "admin_consent_required"})
 check(flow["query"].get("error") == "access_denied"
       and flow["query"].get("error_description", "").startswith("AADSTS90094:"), "admin_consent_required: AADSTS90094")
-consent = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
-    curl("https://login.microsoftonline.com/organizations/v2.0/adminconsent?" + urllib.parse.urlencode(
-        {"client_id": "ms-client", "scope": "https://graph.microsoft.com/.default", "redirect_uri": ms_redirect,
-         "state": "s1"}))[1]["location"]).query))
-check(consent.get("admin_consent") == "True" and consent.get("tenant") == tid and consent.get("state") == "s1",
-      "adminconsent: admin_consent=True&tenant=…&state")
+
+# Consent as tenant state. Start from a tenant that has granted nothing.
+grants_control({"consentType": "none"})
+status, body = graph("/servicePrincipals", at, **{"$filter": "appId eq 'ms-client'"})
+check(status == 200 and body["value"] == [], "no grant: no service principal for the app")
+flow, _ = ms_sign_in("openid User.Read https://graph.microsoft.com/Directory.Read.All", __scenario="user_not_admin")
+check(flow["query"].get("error") == "access_denied"
+      and flow["query"].get("error_description", "").startswith("AADSTS90094:"),
+      "non-admin asking for Directory.Read.All without tenant consent: AADSTS90094", str(flow["query"]))
+flow, own = ms_sign_in("openid User.Read Calendars.Read", __scenario="user_not_admin")
+check(own and last_authorize()["consentType"] == "Principal",
+      "non-admin consents to user-consentable scopes for themselves")
+flow, mine = ms_sign_in("openid " + GRAPH_SCOPES, prompt="consent", __scenario="consent_principal_only")
+check(mine and last_authorize()["consentType"] == "Principal", "consent_principal_only: code, Principal grant")
+status, body = graph("/oauth2PermissionGrants", mine["access_token"], **{"$filter": "clientId eq '%s'" % sp_id})
+check(status == 200 and [g["consentType"] for g in body["value"]] == ["Principal"]
+      and body["value"][0]["principalId"] == "0f6e5d4c-3b2a-4190-8877-665544332211"
+      and "Directory.Read.All" in body["value"][0]["scope"].split(),
+      "consent_principal_only: oauth2PermissionGrants shows only a Principal grant", str(body))
+# Admin consent for the PUBLIC client (no secret exists): AllPrincipals grant, no code.
+AC = "https://login.microsoftonline.com/%s/v2.0/adminconsent?"
+consent_params = {"client_id": "ms-client", "scope": GRAPH_SCOPES, "redirect_uri": ms_redirect, "state": "s1"}
+status, headers, _ = curl(AC % tid + urllib.parse.urlencode(consent_params))
+consent = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(headers.get("location", "")).query))
+check(status == 302 and consent.get("admin_consent") == "True" and consent.get("tenant") == tid
+      and consent.get("state") == "s1" and consent.get("scope") == GRAPH_SCOPES and "code" not in consent,
+      "adminconsent (public client): admin_consent=True&tenant&scope&state, no code", str(consent))
+entry = [e for e in log_entries() if e["endpoint"] == "adminconsent"][-1]
+check(entry["consentedScopes"] == ["User.Read", "User.Read.All", "Calendars.ReadWrite", "Directory.Read.All"],
+      "log: consentedScopes", str(entry))
+status, body = graph("/oauth2PermissionGrants", mine["access_token"], **{"$filter": "clientId eq '%s'" % sp_id})
+org = [g for g in body["value"] if g["consentType"] == "AllPrincipals"]
+check(status == 200 and org and org[0]["principalId"] is None
+      and set(org[0]["scope"].split()) == {"User.Read", "User.Read.All", "Calendars.ReadWrite", "Directory.Read.All"},
+      "adminconsent created an AllPrincipals grant visible in oauth2PermissionGrants", str(body))
+flow, after = ms_sign_in("openid offline_access " + GRAPH_SCOPES, prompt="select_account",
+                         __scenario="user_not_admin")
+check(after and last_authorize()["consentShown"] is False and "Directory.Read.All" in after.get("scope", ""),
+      "after tenant-wide consent a non-admin gets a code directly (no consent page)")
+flow, _ = ms_sign_in("openid " + GRAPH_SCOPES, prompt="consent", __scenario="user_not_admin")
+check(flow["query"].get("error_description", "").startswith("AADSTS90094:"),
+      "prompt=consent stops a non-admin even after tenant-wide consent")
+flow, _ = ms_sign_in("openid https://graph.microsoft.com/Mail.Read", prompt="none")
+check(flow["query"].get("error") == "consent_required", "prompt=none with consent due: consent_required")
+grants_control({"consentType": "none"})
+flow, admin = ms_sign_in("openid " + GRAPH_SCOPES, prompt="consent")
+check(admin and last_authorize()["consentType"] == "AllPrincipals",
+      "an admin's consent page ticks 'on behalf of your organization' by default")
+state = grants_control()
+check([(g["clientId"], g["consentType"]) for g in state["grants"]] == [("ms-client", "AllPrincipals")]
+      and state["servicePrincipals"] == ["ms-client"], "GET /__control/grants", str(state))
+# adminconsent refusals
+status, _, body = curl(AC % "common" + urllib.parse.urlencode(consent_params))
+check(status == 400 and "AADSTS50194" in body, "adminconsent on common: AADSTS50194 page")
+for scenario, error, code in (("consent_declined", "consent_required", "AADSTS65004"),
+                              ("admin_consent_not_admin", "access_denied", "AADSTS90093"),
+                              ("user_not_admin", "access_denied", "AADSTS90093")):
+    location = curl(AC % "organizations" + urllib.parse.urlencode(dict(consent_params, __scenario=scenario)))[1]
+    answer = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location.get("location", "")).query))
+    check(answer.get("admin_consent") == "True" and answer.get("error") == error
+          and answer.get("error_description", "").startswith(code) and "tenant" not in answer,
+          "adminconsent %s: error=%s %s" % (scenario, error, code), str(answer))
+status, headers, _ = curl(AC % "organizations" + urllib.parse.urlencode(
+    dict(consent_params, scope="https://graph.microsoft.com/.default")))
+check("admin_consent=True" in headers.get("location", ""), "adminconsent with .default")
+check(curl(AC % "organizations" + urllib.parse.urlencode(dict(consent_params, scope="")))[0] == 400,
+      "adminconsent without scope: 400")
+grants_control({})
 status, dc = curl(MS + "/oauth2/v2.0/devicecode", "POST", form={"client_id": "ms-client",
                                                                 "scope": "openid offline_access User.Read"})[0:3:2]
 dc = as_json(dc)
@@ -459,6 +587,64 @@ check(status == 403, "directory without the scope: 403 insufficientPermissions")
 flow = authorize(GA, client="g-client", redirect_uri="http://127.0.0.1:50321/", scope=scopes, path="/o/oauth2/v2/auth",
                  extra={"__scenario": "admin_policy_enforced"})
 check(flow["query"].get("error") == "admin_policy_enforced", "admin_policy_enforced")
+
+# ---------------------------------------------------------------- Microsoft config keys (own instances)
+print("== Microsoft config")
+FIXTURE = os.path.join(os.environ["FIXTURE_DIR"], "fake_idp.py")
+
+
+def with_fixture(config, body):
+    """Runs body(connect_args) against a second fixture started with this config."""
+    global CONNECT
+    path = os.path.join(WORK, "config2.json")
+    json.dump(config, open(path, "w"))
+    proc = subprocess.Popen([sys.executable, FIXTURE, "--config", path, "--log", os.path.join(WORK, "log2.jsonl"),
+                             "--workdir", os.path.join(WORK, "second")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    saved = CONNECT
+    try:
+        other = json.loads(proc.stdout.readline())
+        CONNECT = [a.replace(":%d" % PORT, ":%d" % other["httpsPort"]) for a in saved]
+        body(other)
+    finally:
+        CONNECT = saved
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def not_admin(other):
+    global CA
+    saved, CA = CA, other["caFile"]
+    try:
+        flow, _ = ms_sign_in("openid " + GRAPH_SCOPES)
+        check(flow["query"].get("error_description", "").startswith("AADSTS90094:"),
+              "microsoft.user.isGlobalAdmin false: AADSTS90094 for Directory.Read.All", str(flow)[:400])
+        answer = curl(AC % "organizations" + urllib.parse.urlencode(consent_params))[1].get("location", "")
+        check("AADSTS90093" in urllib.parse.unquote_plus(answer), "microsoft.user.isGlobalAdmin false: adminconsent AADSTS90093")
+    finally:
+        CA = saved
+
+
+def no_tick(other):
+    global CA
+    saved, CA = CA, other["caFile"]
+    try:
+        flow, tok = ms_sign_in("openid " + GRAPH_SCOPES, prompt="consent")
+        granted = as_json(curl(SO + "/__control/grants")[2])["grants"]
+        check(tok and [g["consentType"] for g in granted] == ["Principal"],
+              "microsoft.ticksOrganizationConsent false: a Principal grant only", str(granted))
+    finally:
+        CA = saved
+
+
+with_fixture({"clients": {"ms-client": None}, "microsoft": {"consentType": "none", "user": {"isGlobalAdmin": False}}},
+             not_admin)
+with_fixture({"clients": {"ms-client": None}, "microsoft": {"consentType": "none", "ticksOrganizationConsent": False}},
+             no_tick)
+bad = subprocess.run([sys.executable, FIXTURE, "--config", "/dev/stdin", "--log", os.path.join(WORK, "log3.jsonl"),
+                      "--workdir", os.path.join(WORK, "third")], input='{"microsoft": {"consentType": "Everyone"}}',
+                     capture_output=True, text=True, timeout=30)
+check(bad.returncode == 2 and "consentType" in bad.stderr, "bad microsoft.consentType: exit 2", bad.stderr)
 
 # ---------------------------------------------------------------- TLS and the log
 print("== TLS and log")

@@ -1,8 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Arrows point one way: syncwizard → Wizard → Keyring/JSONRPC → Threading/C shims;
-// WizardProtocol (types only, no dependencies) is used by all.
+// Arrows point one way, down the layers (each line: a module and what it imports):
+//   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardProtocol, Threading
+//   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardProtocol (profiles, state, method table)
+//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardProtocol; Exchange also DNS, XMLTree
+//   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
+//   ConnectorCore         → HTTP, WizardProtocol (checks, error mapping at the edge)
+//   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading
+//   JSONRPC               → WizardProtocol, Threading (framing, dispatch)
+//   WizardProtocol        → nothing (types only, used by all)
 let package = Package(
     name: "syncwizard",
     platforms: [.macOS(.v14)],
@@ -41,7 +48,7 @@ let package = Package(
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
-            "HTTP", "ConnectorCore", "WizardProtocol", "Threading", "XMLTree",
+            "HTTP", "ConnectorCore", "WizardProtocol", "Threading",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,7 +71,11 @@ let package = Package(
             "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),
+        // Connectors in-process against a fake HTTP transport (no binary, no server process).
+        .testTarget(name: "ConnectorTests", dependencies: [
+            "ConnectorCore", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "WizardProtocol", "TestSupport",
+        ]),
         .testTarget(name: "WizardProtocolTests", dependencies: ["WizardProtocol"]),
         .testTarget(name: "JSONRPCTests", dependencies: [
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),

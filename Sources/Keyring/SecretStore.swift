@@ -4,32 +4,38 @@ import WizardProtocol
 /// (`profile`, `system`, `kind` under the schema `org.syncwizard.Secret`).
 public struct SecretKey: Sendable, Hashable, CustomStringConvertible {
     public var profile: String
-    public var system: KeyringSystem
+    /// The `system` attribute: a system's keyring name, or `provider`.
+    public var system: String
     public var kind: SecretKind
 
-    public init(profile: String, system: KeyringSystem, kind: SecretKind) {
+    /// The `system` attribute of provider client secrets.
+    public static let providerSystem = "provider"
+
+    public init(profile: String, system: System, kind: SecretKind) {
         self.profile = profile
-        self.system = system
+        self.system = system.keyringName
         self.kind = kind
     }
 
     /// A provider's client secret is not tied to a profile: it is filed under the provider's
     /// system name in `profile`, with `system=provider`.
-    public static func clientSecret(for provider: ProviderSystem) -> SecretKey {
-        SecretKey(profile: provider.rawValue, system: .provider, kind: .clientSecret)
+    public static func clientSecret(for provider: System) -> SecretKey {
+        var key = SecretKey(profile: provider.keyringName, system: provider, kind: .clientSecret)
+        key.system = providerSystem
+        return key
     }
 
     public var attributes: [(String, String)] {
-        [("profile", profile), ("system", system.rawValue), ("kind", kind.rawValue)]
+        [("profile", profile), ("system", system), ("kind", kind.rawValue)]
     }
 
-    public var description: String { "\(system.rawValue) \(kind.rawValue) of \(profile)" }
+    public var description: String { "\(system) \(kind.rawValue) of \(profile)" }
 
     /// What a keyring browser (Seahorse) shows for the item.
     public var label: String {
-        system == .provider
+        system == Self.providerSystem
             ? "syncwizard: \(profile) client secret"
-            : "syncwizard: \(system.rawValue) \(kind.rawValue) for profile \(profile)"
+            : "syncwizard: \(system) \(kind.rawValue) for profile \(profile)"
     }
 }
 

@@ -7,8 +7,8 @@ import WizardProtocol
 public actor AccessTokens {
     public struct Key: Hashable, Sendable {
         public var profile: String
-        public var system: SignInSystem
-        public init(profile: String, system: SignInSystem) {
+        public var system: System
+        public init(profile: String, system: System) {
             self.profile = profile
             self.system = system
         }

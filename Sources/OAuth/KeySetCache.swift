@@ -6,9 +6,9 @@ import WizardProtocol
 /// names a key id the cached set lacks (providers rotate keys).
 public actor KeySetCache {
     private var sets: [String: [JSONWebKey]] = [:]
-    private let http: HTTPClient
+    private let http: any HTTPTransport
 
-    public init(http: HTTPClient) {
+    public init(http: any HTTPTransport) {
         self.http = http
     }
 

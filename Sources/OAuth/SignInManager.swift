@@ -1,11 +1,10 @@
 import Threading
-import XMLTree
 import WizardProtocol
 
 /// How one provider signs a profile in: where to send the browser and what to do with the answer.
 public struct SignInPlan: Sendable {
     public var profileId: String
-    public var system: SignInSystem
+    public var system: System
     /// The authorization endpoint without query.
     public var authorizeEndpoint: String
     /// client_id, scope, response_type, prompt, … (state, nonce, PKCE and redirect_uri are added here).
@@ -24,7 +23,7 @@ public struct SignInPlan: Sendable {
     /// Gives an error redirect (error=…&error_description=…) its contract kind.
     public var mapError: @Sendable (OAuthErrorResponse) -> RPCError
 
-    public init(profileId: String, system: SignInSystem, authorizeEndpoint: String, parameters: [(String, String)],
+    public init(profileId: String, system: System, authorizeEndpoint: String, parameters: [(String, String)],
                 redirectHost: String = "127.0.0.1", usesPKCE: Bool = true, usesNonce: Bool = true, timeoutSeconds: Double = 600,
                 finish: @escaping @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject,
                 mapError: @escaping @Sendable (OAuthErrorResponse) -> RPCError = OAuthErrors.standard) {
@@ -64,18 +63,6 @@ public struct SignInAnswer: Sendable {
     public var redirectURI: String
     public var codeVerifier: String?
     public var nonce: String?
-}
-
-public struct SignInStarted: Sendable, JSONRepresentable {
-    public var signInId: String
-    public var authorizationUrl: String
-    public var redirectUri: String
-    public var expiresAt: String
-
-    public var json: JSONValue {
-        ["signInId": .string(signInId), "flow": "browser", "authorizationUrl": .string(authorizationUrl),
-         "redirectUri": .string(redirectUri), "expiresAt": .string(expiresAt)]
-    }
 }
 
 /// OAuth errors every provider shares; providers add their own (AADSTS codes, admin_policy_enforced).
@@ -132,12 +119,12 @@ public actor SignInManager {
     enum Status {
         case waiting
         case processing
-        case done(Result<JSONValue, RPCError>)
+        case done(Result<SignInCompleted, RPCError>)
     }
 
     private var sessions: [String: Session] = [:]
     private var statuses: [String: Status] = [:]
-    private var waiters: [String: [Int: CheckedContinuation<Result<JSONValue, RPCError>, Never>]] = [:]
+    private var waiters: [String: [Int: CheckedContinuation<Result<SignInCompleted, RPCError>, Never>]] = [:]
     private var nextWaiter = 0
     private let notify: Notifier
 
@@ -145,7 +132,7 @@ public actor SignInManager {
         self.notify = notify
     }
 
-    public func start(_ plan: SignInPlan, now: Double, isoDate: @Sendable (Double) -> String) async throws(RPCError) -> SignInStarted {
+    public func start(_ plan: SignInPlan, now: Double, isoDate: @Sendable (Double) -> String) async throws(RPCError) -> StartSignIn.Result {
         let id = RandomToken.make(bytes: 12)
         // The handler needs the session, the session needs the listener's port: bind first.
         let box = MutexBox<Session?>(nil)
@@ -187,7 +174,7 @@ public actor SignInManager {
             try? await sleep(seconds: timeout)
             await self?.expire(id)
         }
-        return SignInStarted(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
+        return .browser(signInId: id, authorizationUrl: url, redirectUri: redirectURI, expiresAt: session.expiresAt)
     }
 
     static func url(_ endpoint: String, _ query: [(String, String)]) -> String {
@@ -196,9 +183,9 @@ public actor SignInManager {
 
     /// The device code flow (RFC 8628): nothing listens; `poll` asks the token endpoint until the
     /// user has entered the code (or declined, or it expired) and returns the account.
-    public func startDeviceCode(profileId: String, system: SignInSystem, userCode: String, verificationUri: String,
+    public func startDeviceCode(profileId: String, system: System, userCode: String, verificationUri: String,
                                 expiresIn: Double, message: String?, isoDate: @Sendable (Double) -> String, now: Double,
-                                poll: @escaping @Sendable () async throws(RPCError) -> JSONObject) -> JSONValue {
+                                poll: @escaping @Sendable () async throws(RPCError) -> JSONObject) -> StartSignIn.Result {
         let id = RandomToken.make(bytes: 12)
         let plan = SignInPlan(profileId: profileId, system: system, authorizeEndpoint: "", parameters: [], usesPKCE: false,
                               usesNonce: false, timeoutSeconds: expiresIn, finish: { _ throws(RPCError) in [:] })
@@ -206,23 +193,20 @@ public actor SignInManager {
         sessions[id] = session
         statuses[id] = .waiting
         let task = Task { [weak self] in
-            let result: Result<JSONValue, RPCError>
+            let result: Result<SignInCompleted, RPCError>
             do throws(RPCError) {
                 let account = try await poll()
-                result = .success(["signInId": .string(id), "profileId": .string(profileId), "system": .string(system.rawValue), "account": .object(account)])
+                result = .success(SignInCompleted(signInId: id, profileId: profileId, system: system, account: account))
             } catch {
                 result = .failure(error)
             }
             await self?.settle(id, result)
         }
         session.poller.withLock { $0 = task }
-        var started: JSONObject = ["signInId": .string(id), "flow": "deviceCode", "userCode": .string(userCode),
-                                   "verificationUri": .string(verificationUri), "expiresAt": .string(session.expiresAt)]
-        if let message { started["message"] = .string(message) }
-        return .object(started)
+        return .deviceCode(signInId: id, userCode: userCode, verificationUri: verificationUri, message: message, expiresAt: session.expiresAt)
     }
 
-    func settle(_ id: String, _ result: Result<JSONValue, RPCError>) {
+    func settle(_ id: String, _ result: Result<SignInCompleted, RPCError>) {
         guard let session = sessions[id], case .waiting? = statuses[id] else { return }
         finish(session, result)
     }
@@ -258,7 +242,7 @@ public actor SignInManager {
         let result = await process(session, callback)
         switch result {
         case .success:
-            return LoopbackListener.Reply(status: 200, html: SignInPage.render(title: "Signed in", message: "You are signed in to \(SignInPage.displayName(session.plan.system)). You can close this tab and return to the synchronizer.", ok: true), done: true)
+            return LoopbackListener.Reply(status: 200, html: SignInPage.render(title: "Signed in", message: "You are signed in to \(session.plan.system.displayName). You can close this tab and return to the synchronizer.", ok: true), done: true)
         case .failure(let error):
             return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
         }
@@ -277,9 +261,9 @@ public actor SignInManager {
         }
     }
 
-    func process(_ session: Session, _ callback: AuthorizationCallback) async -> Result<JSONValue, RPCError> {
+    func process(_ session: Session, _ callback: AuthorizationCallback) async -> Result<SignInCompleted, RPCError> {
         statuses[session.id] = .processing
-        let result: Result<JSONValue, RPCError>
+        let result: Result<SignInCompleted, RPCError>
         if callback.state != session.state {
             result = .failure(RPCError(.stateMismatch, "The sign-in answer does not belong to this sign-in (its state does not match).",
                                        hint: "Start the sign-in again and finish it in the browser window it opens."))
@@ -292,8 +276,8 @@ public actor SignInManager {
                                           codeVerifier: session.pkce?.verifier, nonce: session.nonce)
                 do throws(RPCError) {
                     let account = try await session.plan.finish(answer)
-                    result = .success(["signInId": .string(session.id), "profileId": .string(session.plan.profileId),
-                                       "system": .string(session.plan.system.rawValue), "account": .object(account)])
+                    result = .success(SignInCompleted(signInId: session.id, profileId: session.plan.profileId,
+                                                      system: session.plan.system, account: account))
                 } catch {
                     result = .failure(error)
                 }
@@ -305,14 +289,14 @@ public actor SignInManager {
         return result
     }
 
-    private func finish(_ session: Session, _ result: Result<JSONValue, RPCError>) {
+    private func finish(_ session: Session, _ result: Result<SignInCompleted, RPCError>) {
         statuses[session.id] = .done(result)
         session.listener.withLock { $0?.close(); $0 = nil }
         session.poller.withLock { $0?.cancel(); $0 = nil }
         for waiter in (waiters.removeValue(forKey: session.id) ?? [:]).values { waiter.resume(returning: result) }
         switch result {
         case .success(let payload):
-            notify(SignInCompletedNotification.name, payload)
+            notify(SignInCompletedNotification.name, payload.json)
         case .failure(let error):
             notify(SignInFailedNotification.name, ["signInId": .string(session.id), "profileId": .string(session.plan.profileId),
                                                    "system": .string(session.plan.system.rawValue), "error": error.json])
@@ -327,7 +311,7 @@ public actor SignInManager {
     }
 
     /// Waits for the outcome; `timeoutSeconds` only bounds this wait, not the sign-in.
-    public func wait(_ id: String, timeoutSeconds: Double?) async throws(RPCError) -> JSONValue {
+    public func wait(_ id: String, timeoutSeconds: Double?) async throws(RPCError) -> SignInCompleted {
         let session = try session(id)
         if case .done(let result)? = statuses[id] { return try result.get() }
         let key = nextWaiter
@@ -349,12 +333,12 @@ public actor SignInManager {
         return try result.get()
     }
 
-    func resumeWaiter(_ id: String, _ key: Int, _ result: Result<JSONValue, RPCError>) {
+    func resumeWaiter(_ id: String, _ key: Int, _ result: Result<SignInCompleted, RPCError>) {
         waiters[id]?.removeValue(forKey: key)?.resume(returning: result)
     }
 
     /// The URL the browser landed on, pasted by the user (a browser on another machine).
-    public func complete(_ id: String, redirectUrl: String) async throws(RPCError) -> JSONValue {
+    public func complete(_ id: String, redirectUrl: String) async throws(RPCError) -> SignInCompleted {
         let session = try session(id)
         if case .done(let result)? = statuses[id] { return try result.get() }
         guard case .waiting? = statuses[id] else {
@@ -384,14 +368,14 @@ public actor SignInManager {
         }
     }
 
-    public func cancel(_ id: String) throws(RPCError) -> JSONValue {
+    public func cancel(_ id: String) throws(RPCError) -> CancelSignIn.Result {
         let session = try session(id)
         switch statuses[id] {
         case .done(let result)?:
-            return ["cancelled": false, "outcome": .string((try? result.get()) != nil ? "completed" : "failed")]
+            return CancelSignIn.Result(alreadyFinished: (try? result.get()) != nil ? .completed : .failed)
         default:
             finish(session, .failure(RPCError(.signInCancelled, "The sign-in was cancelled.")))
-            return ["cancelled": true]
+            return CancelSignIn.Result()
         }
     }
 
@@ -406,29 +390,5 @@ public actor SignInManager {
     /// For tests: whether the sign-in's listener is still open.
     public func isListening(_ id: String) -> Bool {
         sessions[id]?.listener.withLock { $0?.isOpen } ?? false
-    }
-}
-
-/// The small page the browser shows after the redirect: self-contained, no external resources,
-/// never a code, token or secret.
-public enum SignInPage {
-    public static func displayName(_ system: SignInSystem) -> String {
-        switch system {
-        case .superOffice: "SuperOffice"
-        case .microsoft365: "Microsoft 365"
-        case .google: "Google Workspace"
-        }
-    }
-
-    public static func render(title: String, message: String, ok: Bool) -> String {
-        let color = ok ? "#1a7f37" : "#b42318"
-        return """
-            <!doctype html>
-            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-            <title>\(xmlEscaped(title)) – syncwizard</title>
-            <style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#1f2328}
-            h1{color:\(color);font-size:1.5em}</style></head>
-            <body><h1>\(xmlEscaped(title))</h1><p>\(xmlEscaped(message))</p></body></html>
-            """
     }
 }

@@ -67,10 +67,10 @@ public enum TokenEndpointFailure: Error, Sendable {
 
 /// POSTs form-encoded grants to a token endpoint over libcurl, with TLS verified.
 public struct TokenClient: Sendable {
-    let http: HTTPClient
+    let http: any HTTPTransport
     let timeoutSeconds: Double
 
-    public init(http: HTTPClient, timeoutSeconds: Double = 30) {
+    public init(http: any HTTPTransport, timeoutSeconds: Double = 30) {
         self.http = http
         self.timeoutSeconds = timeoutSeconds
     }

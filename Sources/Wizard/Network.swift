@@ -29,6 +29,8 @@ public final class Network: Sendable {
     }
 
     public let options: Options
+    /// A transport given by a test (in-process connector tests); nil means libcurl.
+    private let transport: (any HTTPTransport)?
     private let client = MutexBox<HTTPClient?>(nil)
     private let srv = MutexBox<SRVResolver?>(nil)
     private let keys = MutexBox<KeySetCache?>(nil)
@@ -44,11 +46,13 @@ public final class Network: Sendable {
         }
     }
 
-    public init(options: Options) {
+    public init(options: Options, transport: (any HTTPTransport)? = nil) {
         self.options = options
+        self.transport = transport
     }
 
-    public func http() throws(RPCError) -> HTTPClient {
+    public func http() throws(RPCError) -> any HTTPTransport {
+        if let transport { return transport }
         let options = self.options
         let made: Result<HTTPClient, HTTPError> = client.withLock { existing in
             if let existing { return .success(existing) }

@@ -95,7 +95,7 @@ public final class WizardService: Sendable {
             ("cancellation", true),
             ("progress", true),
             ("maximumMessageBytes", .int(info.maximumMessageBytes)),
-            ("calendarSystems", .array(CalendarSystem.allCases.map { .string($0.rawValue) })),
+            ("calendarSystems", .array(System.calendars.map { .string($0.rawValue) })),
         ])
     }
 

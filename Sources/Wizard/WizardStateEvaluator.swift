@@ -5,7 +5,7 @@ import WizardProtocol
 public enum WizardStateEvaluator {
     public static func evaluate(_ profile: Profile, providers: [ProviderSettings]) -> WizardState {
         var blockers: [Blocker] = []
-        let hasClientID: (ProviderSystem) -> Bool = { system in providers.contains { $0.system == system } }
+        let hasClientID: (System) -> Bool = { system in providers.contains { $0.system == system } }
 
         // SuperOffice: a client id, a sign-in, then a passing test.
         let so = profile.superOffice
@@ -32,7 +32,7 @@ public enum WizardStateEvaluator {
         let hasCredentials: Bool
         switch system {
         case .exchange:
-            let hasEndpoint = connection.settings["ewsUrl"]?.stringValue != nil
+            let hasEndpoint = ExchangeSettings(connection.settings).endpoints.ewsUrl != nil
             hasCredentials = connection.hasPassword && hasEndpoint
             if !connection.hasPassword {
                 blockers.append(Blocker(system: .calendar, kind: BlockerKind.credentialsRequired,
@@ -41,12 +41,11 @@ public enum WizardStateEvaluator {
                 blockers.append(Blocker(system: .calendar, kind: BlockerKind.endpointsRequired,
                                         message: "Autodiscover found no Exchange Web Services URL: enter the EWS and Offline Address Book URLs."))
             }
-        case .microsoft365, .google:
+        case .microsoft365, .google, .superOffice:
             hasCredentials = connection.hasRefreshToken
-            let provider: ProviderSystem = system == .google ? .google : .microsoft365
             let name = system == .google ? "Google" : "Microsoft"
             if !connection.hasRefreshToken {
-                if !hasClientID(provider) {
+                if !hasClientID(system) {
                     blockers.append(Blocker(system: .calendar, kind: BlockerKind.providerNotConfigured,
                                             message: "\(name) has no client id yet: set it with setProviderSettings, then sign in with \(name)."))
                 } else {
@@ -55,20 +54,12 @@ public enum WizardStateEvaluator {
                 }
             }
         }
-        if hasCredentials, let blocker = testBlocker(connection, side: .calendar, name: displayName(system)) {
+        if hasCredentials, let blocker = testBlocker(connection, side: .calendar, name: system.displayName) {
             blockers.append(blocker)
         }
         let calendar = SystemState(system: system.rawValue, status: status(of: connection, hasCredentials: hasCredentials),
                                    lastTest: connection.lastTest, account: connection.account)
         return WizardState(superOffice: superOffice, calendar: calendar, blockers: blockers)
-    }
-
-    static func displayName(_ system: CalendarSystem) -> String {
-        switch system {
-        case .microsoft365: "Microsoft 365"
-        case .exchange: "Microsoft Exchange"
-        case .google: "Google Workspace"
-        }
     }
 
     static func status(of connection: SystemConnection, hasCredentials: Bool) -> SystemState.Status {

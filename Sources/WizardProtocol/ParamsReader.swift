@@ -106,18 +106,19 @@ public struct ParamsReader {
     /// Any JSON value, unchecked (request ids in `$/cancelRequest`).
     public mutating func rawValue(_ name: String) -> JSONValue? { value(name) }
 
-    public mutating func optionalEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type) throws(RPCError) -> E? where E.RawValue == String {
+    /// One of `allowed` (every case unless given), by its raw value.
+    public mutating func optionalEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases)) throws(RPCError) -> E? where E.RawValue == String, E: Equatable {
         guard let raw = try optionalString(name, maxLength: 64) else { return nil }
-        guard let e = E(rawValue: raw) else {
-            let allowed = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        guard let e = E(rawValue: raw), allowed.contains(e) else {
+            let allowed = allowed.map { "'\($0.rawValue)'" }.joined(separator: ", ")
             throw .invalidParams(field: name, "'\(name)' must be one of \(allowed).")
         }
         return e
     }
 
-    public mutating func requiredEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type) throws(RPCError) -> E where E.RawValue == String {
-        guard let e = try optionalEnum(name, type) else {
-            let allowed = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    public mutating func requiredEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases)) throws(RPCError) -> E where E.RawValue == String, E: Equatable {
+        guard let e = try optionalEnum(name, type, among: allowed) else {
+            let allowed = allowed.map { "'\($0.rawValue)'" }.joined(separator: ", ")
             throw .invalidParams(field: name, "The parameter '\(name)' is required (one of \(allowed)).")
         }
         return e

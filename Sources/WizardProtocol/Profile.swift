@@ -75,9 +75,9 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
     public var createdAt: String
     public var updatedAt: String
     public var superOffice: SystemConnection
-    public var calendarSystem: CalendarSystem?
+    public var calendarSystem: System?
     /// Every calendar system this profile has been connected to: switching keeps the others.
-    public var calendars: [CalendarSystem: SystemConnection]
+    public var calendars: [System: SystemConnection]
     /// Certificates the user chose to trust (trustCertificate), by host.
     public var trustedCertificates: [TrustedCertificate]
 
@@ -95,7 +95,7 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
     public var json: JSONValue {
         var calendar = JSONObject()
         calendar.append("system", calendarSystem.map { .string($0.rawValue) } ?? .null)
-        for system in CalendarSystem.allCases {
+        for system in System.calendars {
             if let connection = calendars[system] { calendar.append(system.rawValue, connection.json) }
         }
         return [
@@ -123,8 +123,8 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
         updatedAt = json["updatedAt"]?.stringValue ?? createdAt
         superOffice = SystemConnection(json: json["superOffice"])
         let calendar = json["calendar"]
-        calendarSystem = calendar?["system"]?.stringValue.flatMap(CalendarSystem.init(rawValue:))
-        for system in CalendarSystem.allCases {
+        calendarSystem = calendar?["system"]?.stringValue.flatMap(System.init(rawValue:)).flatMap { $0.isCalendar ? $0 : nil }
+        for system in System.calendars {
             if let stored = calendar?[system.rawValue] { calendars[system] = SystemConnection(json: stored) }
         }
         trustedCertificates = (json["trustedCertificates"]?.arrayValue ?? []).compactMap(TrustedCertificate.init(json:))
@@ -135,8 +135,14 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
         trustedCertificates.filter { $0.host == host.lowercased() }.map(\.sha256)
     }
 
-    public func connection(for system: CalendarSystem) -> SystemConnection {
-        calendars[system] ?? SystemConnection()
+    /// The connection of any system: SuperOffice's, or a calendar system's (empty until used).
+    public func connection(for system: System) -> SystemConnection {
+        system == .superOffice ? superOffice : calendars[system] ?? SystemConnection()
+    }
+
+    /// Replaces the connection of any system.
+    public mutating func setConnection(_ connection: SystemConnection, for system: System) {
+        if system == .superOffice { superOffice = connection } else { calendars[system] = connection }
     }
 }
 

@@ -1,19 +1,29 @@
-/// The calendar systems a profile can connect (exactly one at a time).
-public enum CalendarSystem: String, Sendable, CaseIterable, Hashable {
-    case microsoft365, exchange, google
-}
+/// The systems of the "Configure Systems" step, one vocabulary for all of them: SuperOffice and
+/// the three calendar systems a profile connects exactly one of. What differs between them is
+/// derived here, so nothing else converts between system enums.
+public enum System: String, Sendable, CaseIterable, Hashable {
+    case superOffice, microsoft365, exchange, google
 
-/// Systems that sign in with OAuth.
-public enum SignInSystem: String, Sendable, CaseIterable, Hashable {
-    case superOffice, microsoft365, google
-}
+    /// The calendar systems, in the contract's order.
+    public static let calendars: [System] = [.microsoft365, .exchange, .google]
+    /// The systems that sign in with OAuth (and have provider settings: a client id).
+    public static let signIns: [System] = [.superOffice, .microsoft365, .google]
 
-/// Systems whose provider settings (client id and secret) can be set.
-public typealias ProviderSystem = SignInSystem
+    public var isCalendar: Bool { self != .superOffice }
+    public var usesOAuth: Bool { self != .exchange }
+    /// The side of the wizard the system is on.
+    public var side: WizardSide { isCalendar ? .calendar : .superOffice }
+    /// The keyring's `system` attribute for the system's own secrets.
+    public var keyringName: String { rawValue }
 
-/// The `system` attribute of a keyring item (the contract's keyring schema).
-public enum KeyringSystem: String, Sendable, CaseIterable, Hashable {
-    case superOffice, microsoft365, exchange, google, provider
+    public var displayName: String {
+        switch self {
+        case .superOffice: "SuperOffice"
+        case .microsoft365: "Microsoft 365"
+        case .exchange: "Microsoft Exchange"
+        case .google: "Google Workspace"
+        }
+    }
 }
 
 /// The `kind` attribute of a keyring item.

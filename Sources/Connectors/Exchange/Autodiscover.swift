@@ -27,7 +27,7 @@ public struct Autodiscover: Sendable {
 
     public static let maximumRedirects = 10
 
-    let client: HTTPClient
+    let client: any HTTPTransport
     let resolver: SRVResolver
     /// The whole run ends within this many seconds (all candidates dead included).
     let budgetSeconds: Double
@@ -35,7 +35,7 @@ public struct Autodiscover: Sendable {
     let attemptTimeoutSeconds: Double
     let pins: @Sendable (String) -> [String]
 
-    public init(client: HTTPClient, resolver: SRVResolver, budgetSeconds: Double = 15, attemptTimeoutSeconds: Double = 10,
+    public init(client: any HTTPTransport, resolver: SRVResolver, budgetSeconds: Double = 15, attemptTimeoutSeconds: Double = 10,
                 pins: @escaping @Sendable (String) -> [String] = { _ in [] }) {
         self.client = client
         self.resolver = resolver
@@ -44,14 +44,25 @@ public struct Autodiscover: Sendable {
         self.pins = pins
     }
 
-    public func run(account: ExchangeAccount, allowRedirectHosts: [String], progress: @escaping ProgressReporter) async throws(RPCError) -> Outcome {
+    public func run(account: ExchangeAccount, allowRedirectHosts: [String], progress: @escaping ProgressReporter) async throws(AutodiscoverFailure) -> Outcome {
         guard let domain = EmailAddress.domain(of: account.email) else {
-            throw .invalidParams(field: "email", "'email' must be an e-mail address.")
+            throw AutodiscoverFailure(error: .invalidParams(field: "email", "'email' must be an e-mail address."), attempts: [])
         }
         let run = AutodiscoverRun(settings: self, account: account, originalDomain: domain,
                                   allowed: Set(allowRedirectHosts.map { $0.lowercased() }), progress: progress)
-        return try await run.start()
+        do {
+            return try await run.start()
+        } catch {
+            throw AutodiscoverFailure(error: error, attempts: run.attempts)
+        }
     }
+}
+
+/// Autodiscover did not find the endpoints: the contract's error (which carries the attempts
+/// for the client) and the attempts themselves, typed, for the caller.
+public struct AutodiscoverFailure: Error, Sendable {
+    public var error: RPCError
+    public var attempts: [AutodiscoverAttempt]
 }
 
 /// The state of one discovery: the attempt log, redirect count, what was seen.

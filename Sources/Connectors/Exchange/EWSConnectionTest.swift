@@ -11,11 +11,11 @@ public struct EWSConnectionTest: Sendable {
     /// it as well as older values (an unknown one would give ErrorInvalidServerVersion).
     static let requestServerVersion = "Exchange2013_SP1"
 
-    let client: HTTPClient
+    let client: any HTTPTransport
     let timeoutSeconds: Double
     let pins: @Sendable (String) -> [String]
 
-    public init(client: HTTPClient, timeoutSeconds: Double = 20, pins: @escaping @Sendable (String) -> [String] = { _ in [] }) {
+    public init(client: any HTTPTransport, timeoutSeconds: Double = 20, pins: @escaping @Sendable (String) -> [String] = { _ in [] }) {
         self.client = client
         self.timeoutSeconds = timeoutSeconds
         self.pins = pins

@@ -9,7 +9,7 @@ import HTTP
 /// it posts an empty body on the first leg, which a server that needs no authentication would
 /// take as the whole (empty, invalid) request.
 enum ExchangeAuthentication {
-    static func send(_ request: HTTPRequest, account: ExchangeAccount, client: HTTPClient) async throws(HTTPError) -> HTTPResponse {
+    static func send(_ request: HTTPRequest, account: ExchangeAccount, client: any HTTPTransport) async throws(HTTPError) -> HTTPResponse {
         var request = request
         request.authentication = .none
         let probe = try await client.send(request)

@@ -5,8 +5,8 @@ import WizardProtocol
 
 /// "Sign in with Google" for a Google Workspace domain: the installed-app flow (loopback
 /// redirect, PKCE), the scopes the admin must allow, and the Directory and Calendar tests.
-/// Facts: ../shared/reference/protocols.md §3.
-public struct Google: Sendable {
+/// Facts: protocols.md §3 (the shared research notes).
+public struct Google: OAuthProvider {
     public static let authorizeEndpoint = "https://accounts.google.com/o/oauth2/v2/auth"
     public static let tokenEndpoint = "https://oauth2.googleapis.com/token"
     public static let jwksEndpoint = "https://www.googleapis.com/oauth2/v3/certs"
@@ -16,13 +16,17 @@ public struct Google: Sendable {
     public static let requiredScopes = [directoryScope, calendarScope]
 
     public let clientId: String
+    public var system: System { .google }
+    public var authorizeEndpoint: String { Self.authorizeEndpoint }
+    public var tokenEndpoint: String { Self.tokenEndpoint }
+    public var jwksEndpoint: String { Self.jwksEndpoint }
 
     public init(clientId: String) {
         self.clientId = clientId
     }
 
     public func authorizationParameters(loginHint: String?) -> [(String, String)] {
-        var p = [("client_id", clientId), ("response_type", "code"),
+        var p = [("response_type", "code"),
                  ("scope", (["openid", "email", "profile"] + Self.requiredScopes).joined(separator: " ")),
                  ("access_type", "offline"), ("prompt", "consent")]
         if let loginHint {
@@ -34,6 +38,34 @@ public struct Google: Sendable {
 
     public func expectations(nonce: String?) -> IDTokenExpectations {
         IDTokenExpectations(issuer: nil, issuerCheck: { iss, _ in Self.issuers.contains(iss) }, audience: clientId, nonce: nonce)
+    }
+
+    public func account(from claims: JSONObject) throws(RPCError) -> JSONObject { Self.account(from: claims) }
+
+    /// The token answer names the granted scopes (or, failing that, the redirect does).
+    public func checkGranted(_ tokens: TokenResponse, redirect: [String: String]) throws(RPCError) {
+        let missing = Self.missingScopes(granted: tokens.scope ?? redirect["scope"])
+        guard missing.isEmpty else { throw Self.scopesError(missing) }
+    }
+
+    public func mapError(_ response: OAuthErrorResponse) -> RPCError { error(response) }
+
+    /// The connection test: the Directory's users, then the primary calendar.
+    public func test(tokens: AccessTokenSource, http: any HTTPTransport, progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
+        let token: String
+        do throws(RPCError) {
+            token = try await tokens.validated { token throws(RPCError) in _ = try await Self.primaryCalendar(token: token, http: http) }
+        } catch {
+            return ([], error)
+        }
+        return await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+            try await checks.run("directoryUsers", "Listing the domain's users through the Directory API.") { () throws(RPCError) in
+                try await Self.listUsers(token: token, http: http)
+            }
+            try await checks.run("primaryCalendar", "Opening the primary calendar.") { () throws(RPCError) in
+                try await Self.primaryCalendar(token: token, http: http)
+            }
+        }
     }
 
     public static func account(from claims: JSONObject) -> JSONObject {
@@ -80,7 +112,7 @@ public struct Google: Sendable {
         }
     }
 
-    static func get(_ url: String, token: String, http: HTTPClient) async throws(RPCError) -> (Int, JSONValue?) {
+    static func get(_ url: String, token: String, http: any HTTPTransport) async throws(RPCError) -> (Int, JSONValue?) {
         do {
             let response = try await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
                                                            timeoutSeconds: 20, maxResponseBytes: 8 << 20))
@@ -91,7 +123,7 @@ public struct Google: Sendable {
     }
 
     /// Directory users.list for the admin's own customer, first page.
-    public static func listUsers(token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func listUsers(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let (status, json) = try await get("https://admin.googleapis.com/admin/directory/v1/users?customer=my_customer&maxResults=100", token: token, http: http)
         switch status {
         case 200:
@@ -111,7 +143,7 @@ public struct Google: Sendable {
         }
     }
 
-    public static func primaryCalendar(token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func primaryCalendar(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let (status, json) = try await get("https://www.googleapis.com/calendar/v3/calendars/primary", token: token, http: http)
         switch status {
         case 200: return "The primary calendar \(json?["summary"]?.stringValue.map { "\"\($0)\" " } ?? "")is reachable."

@@ -7,8 +7,8 @@ import WizardProtocol
 /// "Sign in with Microsoft" for a Microsoft 365 tenant: delegated admin sign-in (authorization
 /// code + PKCE, prompt=consent so a Global Administrator can consent for the organization),
 /// tenant-wide admin consent, the device code flow, and the Graph (and optional EWS) tests.
-/// Facts: ../shared/reference/protocols.md §2.
-public struct Microsoft365: Sendable {
+/// Facts: protocols.md §2 and §7 (the shared research notes).
+public struct Microsoft365: OAuthProvider {
     public static let loginHost = "login.microsoftonline.com"
     public static let graph = "https://graph.microsoft.com"
     public static let outlook = "https://outlook.office365.com"
@@ -47,6 +47,10 @@ public struct Microsoft365: Sendable {
 
     public let tenant: String
     public let clientId: String
+    public var system: System { .microsoft365 }
+    /// Microsoft registers http://localhost and ignores the port.
+    public var redirectHost: String { "localhost" }
+    public var tokenScope: String? { Self.delegatedScope }
 
     public init(tenant: String?, clientId: String) {
         self.tenant = tenant ?? "organizations"
@@ -66,8 +70,12 @@ public struct Microsoft365: Sendable {
 
     /// `prompt=consent` shows the consent page, where a Global Administrator can tick "Consent on
     /// behalf of your organization"; after a tenant-wide admin consent `select_account` is enough.
-    public func authorizationParameters(loginHint: String?, prompt: String = "consent") -> [(String, String)] {
-        var p = [("client_id", clientId), ("response_type", "code"), ("scope", Self.delegatedScope),
+    public func authorizationParameters(loginHint: String?) -> [(String, String)] {
+        authorizationParameters(loginHint: loginHint, prompt: "consent")
+    }
+
+    public func authorizationParameters(loginHint: String?, prompt: String) -> [(String, String)] {
+        var p = [("response_type", "code"), ("scope", Self.delegatedScope),
                  ("response_mode", "query"), ("prompt", prompt)]
         if let loginHint { p.append(("login_hint", loginHint)) }
         return p
@@ -79,6 +87,18 @@ public struct Microsoft365: Sendable {
         [("client_id", clientId), ("scope", Self.requiredScopes.map { "\(Self.graph)/\($0)" }.joined(separator: " "))]
     }
 
+    /// The first leg of tenant-wide admin consent for the public client (protocols.md §7.3):
+    /// `/{tenant}/v2.0/adminconsent` answers `admin_consent=True` and no code.
+    public func adminConsentLeg() throws(RPCError) -> ConsentLeg {
+        guard tenant.lowercased() != "common" else {
+            throw .invalidParams(field: "adminConsent", "Admin consent needs the tenant (its id, its domain, or 'organizations'), not 'common': set it with setProviderSettings.")
+        }
+        return ConsentLeg(endpoint: adminConsentEndpoint, parameters: [("client_id", clientId)] + adminConsentParameters().filter { $0.0 != "client_id" }) { answer in
+            answer["admin_consent"]?.lowercased() == "true" ? nil
+                : RPCError(.consentDenied, "The administrator did not grant consent for the organization.", hint: Self.consentHint)
+        }
+    }
+
     /// id_tokens name the user's own tenant in iss; with a fixed tenant it must be that one.
     public func expectations(nonce: String?) -> IDTokenExpectations {
         let configured = tenant.lowercased()
@@ -87,6 +107,48 @@ public struct Microsoft365: Sendable {
             let fixed = !["organizations", "common", "consumers"].contains(configured) && configured.contains("-") && !configured.contains(".")
             return !fixed || tid.lowercased() == configured
         }, audience: clientId, nonce: nonce)
+    }
+
+    public func account(from claims: JSONObject) throws(RPCError) -> JSONObject { Self.account(from: claims) }
+
+    public func checkGranted(_ tokens: TokenResponse, redirect: [String: String]) throws(RPCError) {
+        let missing = Self.missingScopes(granted: tokens.scope)
+        guard missing.isEmpty else {
+            throw RPCError(.scopesNotGranted, "Microsoft did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
+                           hint: "Sign in again as a Global Administrator and accept all requested permissions, ticking \"Consent on behalf of your organization\".",
+                           details: ["missingScopes": .array(missing.map(JSONValue.string))])
+        }
+    }
+
+    public func mapError(_ response: OAuthErrorResponse) -> RPCError { Self.error(response) }
+
+    /// The connection test: Graph directory and calendar, the organization-wide consent, and
+    /// EWS (with a token for Exchange Online) when an EWS URL was set.
+    public func test(tokens: AccessTokenSource, ewsUrl: String?, mailbox: String?, http: any HTTPTransport,
+                     progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
+        let token: String
+        do throws(RPCError) {
+            token = try await tokens.validated { token throws(RPCError) in _ = try await Self.graphGET("/v1.0/me", .me, token: token, http: http) }
+        } catch {
+            return ([], error)
+        }
+        return await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+            try await checks.run("graphDirectory", "Reading the directory through Microsoft Graph.") { () throws(RPCError) in
+                try await Self.readDirectory(token: token, http: http)
+            }
+            try await checks.run("graphCalendar", "Opening the calendar through Microsoft Graph.") { () throws(RPCError) in
+                try await Self.readCalendar(token: token, http: http)
+            }
+            try await checks.run("organizationConsent", "Checking the consent covers the whole organization.") { () throws(RPCError) in
+                try await checkOrganizationConsent(token: token, http: http)
+            }
+            if let ewsUrl, let mailbox {
+                try await checks.run("ewsCalendar", "Opening the calendar through EWS at \(ewsUrl).") { () throws(RPCError) in
+                    let outlookToken = try await tokens.token(scope: "\(Self.outlook)/EWS.AccessAsUser.All offline_access")
+                    return try await Self.ewsCalendar(ewsUrl: ewsUrl, mailbox: mailbox, token: outlookToken, http: http)
+                }
+            }
+        }
     }
 
     public static func account(from claims: JSONObject) -> JSONObject {
@@ -153,7 +215,7 @@ public struct Microsoft365: Sendable {
 
     /// GET a Graph resource as JSON with the bearer token; 403 becomes insufficientPrivileges
     /// naming the permission `call` needs.
-    public static func graphGET(_ path: String, _ call: GraphCall, token: String, http: HTTPClient) async throws(RPCError) -> JSONValue {
+    public static func graphGET(_ path: String, _ call: GraphCall, token: String, http: any HTTPTransport) async throws(RPCError) -> JSONValue {
         let response: HTTPResponse
         do {
             response = try await http.send(HTTPRequest(url: graph + path, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
@@ -180,13 +242,13 @@ public struct Microsoft365: Sendable {
     }
 
     /// The first page of users: the directory read the synchronizer depends on.
-    public static func readDirectory(token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func readDirectory(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let json = try await graphGET("/v1.0/users?$top=10&$select=id,userPrincipalName", .users, token: token, http: http)
         let count = json["value"]?.arrayValue?.count ?? 0
         return "Microsoft Graph lists users of the directory (\(count) on the first page)."
     }
 
-    public static func readCalendar(token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func readCalendar(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let json = try await graphGET("/v1.0/me/calendar", .myCalendar, token: token, http: http)
         return "The signed-in account's calendar \(json["name"]?.stringValue.map { "\"\($0)\" " } ?? "")is reachable."
     }
@@ -194,7 +256,7 @@ public struct Microsoft365: Sendable {
     /// Consent for the whole organization: the app's service principal has a delegated grant
     /// with consentType AllPrincipals covering the needed scopes. A grant for one principal means
     /// the admin consented for themselves only ("Consent on behalf of your organization" unticked).
-    public func checkOrganizationConsent(token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public func checkOrganizationConsent(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let principals = try await Self.graphGET("/v1.0/servicePrincipals?$filter=appId%20eq%20'\(FormEncoding.encode(clientId))'&$select=id", .servicePrincipals, token: token, http: http)
         guard let principalId = principals["value"]?.arrayValue?.first?["id"]?.stringValue else {
             throw RPCError(.organizationConsentMissing, "The app has not been consented to in this organization.", hint: Self.organizationHint)
@@ -219,7 +281,7 @@ public struct Microsoft365: Sendable {
         "Sign in with Microsoft again as a Global Administrator and tick \"Consent on behalf of your organization\" before accepting."
 
     /// Autodiscover v2 (JSON) for the mailbox's EWS URL; Microsoft's default when it does not answer.
-    public static func discoverEWS(email: String, http: HTTPClient) async -> String {
+    public static func discoverEWS(email: String, http: any HTTPTransport) async -> String {
         let url = outlook + "/autodiscover/autodiscover.json?Email=\(FormEncoding.encode(email))&Protocol=EWS"
         guard let response = try? await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json"], timeoutSeconds: 10, maxResponseBytes: 65536)),
               response.status == 200, let ews = (try? JSONParser.parse(response.body))?["Url"]?.stringValue, HTTPSURL.host(of: ews) != nil else {
@@ -229,7 +291,7 @@ public struct Microsoft365: Sendable {
     }
 
     /// EWS GetFolder of the calendar with a bearer token for Exchange Online, anchored to the mailbox.
-    public static func ewsCalendar(ewsUrl: String, mailbox: String, token: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func ewsCalendar(ewsUrl: String, mailbox: String, token: String, http: any HTTPTransport) async throws(RPCError) -> String {
         var headers: HTTPHeaders = ["Content-Type": "text/xml; charset=utf-8", "Authorization": "Bearer \(token)"]
         headers.add("X-AnchorMailbox", mailbox)
         let response: HTTPResponse

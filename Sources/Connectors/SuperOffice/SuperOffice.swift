@@ -3,9 +3,9 @@ import HTTP
 import OAuth
 import WizardProtocol
 
-/// SuperOffice CRM Online sign-in (SuperID, OpenID Connect) and its connection test.
-/// Endpoints and claim names: ../shared/reference/protocols.md §1.
-public struct SuperOffice: Sendable {
+/// SuperOffice CRM Online: the SuperID sign-in's data (an `OAuthProvider`) and the connection
+/// test. Endpoints and claim names: protocols.md §1 (the shared research notes).
+public struct SuperOffice: OAuthProvider {
     /// Environment → authentication host. Configurable (--superoffice-host), because SuperOffice's
     /// own documents disagree on the stage host (qaonline vs stage).
     public static let defaultHosts: [SuperOfficeEnvironment: String] = [
@@ -15,21 +15,60 @@ public struct SuperOffice: Sendable {
     ]
     static let claimPrefix = "http://schemes.superoffice.net/identity/"
 
+    public let environment: SuperOfficeEnvironment
     public let host: String
+    public let clientId: String
+    public var system: System { .superOffice }
     public var issuer: String { "https://\(host)" }
     public var authorizeEndpoint: String { "https://\(host)/login/common/oauth/authorize" }
     public var tokenEndpoint: String { "https://\(host)/login/common/oauth/tokens" }
     public var jwksEndpoint: String { "https://\(host)/login/.well-known/jwks" }
     public func stateEndpoint(context: String) -> String { "https://\(host)/api/state/\(FormEncoding.encode(context))" }
 
-    public init(environment: SuperOfficeEnvironment, hosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts) {
+    public init(environment: SuperOfficeEnvironment, hosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts, clientId: String = "") {
+        self.environment = environment
         host = hosts[environment] ?? Self.defaultHosts[environment]!
+        self.clientId = clientId
     }
 
-    public func authorizationParameters(clientId: String, loginHint: String?) -> [(String, String)] {
-        var p = [("response_type", "code"), ("client_id", clientId), ("scope", "openid")]
+    public func authorizationParameters(loginHint: String?) -> [(String, String)] {
+        var p = [("response_type", "code"), ("scope", "openid")]
         if let loginHint { p.append(("login_hint", loginHint)) }
         return p
+    }
+
+    public func expectations(nonce: String?) -> IDTokenExpectations {
+        IDTokenExpectations(issuer: issuer, audience: clientId, nonce: nonce)
+    }
+
+    public func account(from claims: JSONObject) throws(RPCError) -> JSONObject {
+        try Self.account(from: claims, environment: environment)
+    }
+
+    public func mapError(_ response: OAuthErrorResponse) -> RPCError {
+        response.error == "invalid_grant"
+            ? RPCError(.reauthenticationRequired, "SuperOffice no longer accepts the sign-in (\(response.description ?? "invalid_grant")).",
+                       hint: "Sign in with SuperOffice again.", details: ["error": "invalid_grant"])
+            : OAuthErrors.standard(response)
+    }
+
+    /// The connection test: the State API (is the tenant running, where is its API), then
+    /// currentPrincipal with the access token (refreshed once if SuperOffice rejects it).
+    public func test(context: String, tokens: AccessTokenSource, http: any HTTPTransport,
+                     progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
+        await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+            var apiBase = ""
+            try await checks.run("tenantState", "Asking SuperOffice whether tenant \(context) is running.", percent: 10) { () throws(RPCError) in
+                let (api, state) = try await tenantState(context: context, http: http)
+                apiBase = api
+                return "Tenant \(context) is \(state)."
+            }
+            try await checks.run("currentPrincipal", "Calling the SuperOffice API as the signed-in user.", percent: 50) { () throws(RPCError) in
+                try await tokens.retryingOnRejection { token throws(RPCError) in
+                    try await Self.currentPrincipal(apiBase: apiBase, accessToken: token, http: http)
+                }
+            }
+        }
     }
 
     /// The account as the wizard shows it, from the id_token's SuperOffice claims.
@@ -51,7 +90,7 @@ public struct SuperOffice: Sendable {
 
     /// The State API: is the tenant running, and where does its API live now?
     /// Returns the API base (ending in /api/).
-    public func tenantState(context: String, http: HTTPClient) async throws(RPCError) -> (apiBase: String, state: String) {
+    public func tenantState(context: String, http: any HTTPTransport) async throws(RPCError) -> (apiBase: String, state: String) {
         let response: HTTPResponse
         do {
             response = try await http.send(HTTPRequest(url: stateEndpoint(context: context), headers: ["Accept": "application/json"],
@@ -79,7 +118,7 @@ public struct SuperOffice: Sendable {
 
     /// GET {api}v1/User/currentPrincipal with the bearer token: proves the token works against
     /// the tenant. Returns who it is.
-    public static func currentPrincipal(apiBase: String, accessToken: String, http: HTTPClient) async throws(RPCError) -> String {
+    public static func currentPrincipal(apiBase: String, accessToken: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let response: HTTPResponse
         do {
             response = try await http.send(HTTPRequest(url: apiBase + "v1/User/currentPrincipal",

@@ -1,7 +1,7 @@
 /// A system's OAuth client registration. The client secret is never part of this value:
 /// it lives in the keyring and `hasClientSecret` says whether one is stored.
 public struct ProviderSettings: Sendable, Equatable, JSONRepresentable {
-    public var system: ProviderSystem
+    public var system: System
     public var clientId: String
     public var hasClientSecret: Bool
     /// SuperOffice only.
@@ -9,7 +9,7 @@ public struct ProviderSettings: Sendable, Equatable, JSONRepresentable {
     /// Microsoft only (default `organizations`).
     public var tenant: String?
 
-    public init(system: ProviderSystem, clientId: String, hasClientSecret: Bool = false,
+    public init(system: System, clientId: String, hasClientSecret: Bool = false,
                 environment: SuperOfficeEnvironment? = nil, tenant: String? = nil) {
         self.system = system
         self.clientId = clientId
@@ -29,7 +29,7 @@ public struct ProviderSettings: Sendable, Equatable, JSONRepresentable {
     }
 
     public init?(json: JSONValue) {
-        guard let system = json["system"]?.stringValue.flatMap(ProviderSystem.init(rawValue:)),
+        guard let system = json["system"]?.stringValue.flatMap(System.init(rawValue:)), system.usesOAuth,
               let clientId = json["clientId"]?.stringValue else { return nil }
         self.init(system: system, clientId: clientId,
                   hasClientSecret: json["hasClientSecret"]?.boolValue ?? false,
@@ -43,7 +43,7 @@ public enum SetProviderSettings: RPCMethod {
 
     public struct Params: RPCParams, Equatable {
         public static let parameterNames = ["system", "clientId", "clientSecret", "environment", "tenant"]
-        public var system: ProviderSystem
+        public var system: System
         public var clientId: String
         /// nil keeps a stored secret; "" removes it.
         public var clientSecret: String?
@@ -51,7 +51,7 @@ public enum SetProviderSettings: RPCMethod {
         public var tenant: String?
 
         public init(reading reader: inout ParamsReader) throws(RPCError) {
-            system = try reader.requiredEnum("system", ProviderSystem.self)
+            system = try reader.requiredEnum("system", System.self, among: System.signIns)
             clientId = try reader.requiredNonEmptyString("clientId", maxLength: 512)
             clientSecret = try reader.optionalString("clientSecret", maxLength: 4096)
             environment = try reader.optionalEnum("environment", SuperOfficeEnvironment.self)
@@ -81,9 +81,9 @@ public enum GetProviderSettings: RPCMethod {
 
     public struct Params: RPCParams, Equatable {
         public static let parameterNames = ["system"]
-        public var system: ProviderSystem?
+        public var system: System?
         public init(reading reader: inout ParamsReader) throws(RPCError) {
-            system = try reader.optionalEnum("system", ProviderSystem.self)
+            system = try reader.optionalEnum("system", System.self, among: System.signIns)
         }
     }
 

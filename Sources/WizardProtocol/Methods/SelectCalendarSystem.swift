@@ -4,10 +4,10 @@ public enum SelectCalendarSystem: RPCMethod {
     public struct Params: RPCParams, Equatable {
         public static let parameterNames = ["profileId", "system"]
         public var profileId: String
-        public var system: CalendarSystem
+        public var system: System
         public init(reading reader: inout ParamsReader) throws(RPCError) {
             profileId = try reader.profileId()
-            system = try reader.requiredEnum("system", CalendarSystem.self)
+            system = try reader.requiredEnum("system", System.self, among: System.calendars)
         }
     }
 

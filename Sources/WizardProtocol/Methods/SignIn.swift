@@ -10,14 +10,14 @@ public enum StartSignIn: RPCMethod {
     public struct Params: RPCParams, Equatable {
         public static let parameterNames = ["profileId", "system", "flow", "loginHint", "adminConsent"]
         public var profileId: String
-        public var system: SignInSystem
+        public var system: System
         public var flow: Flow
         public var loginHint: String?
         public var adminConsent: Bool
 
         public init(reading reader: inout ParamsReader) throws(RPCError) {
             profileId = try reader.profileId()
-            system = try reader.requiredEnum("system", SignInSystem.self)
+            system = try reader.requiredEnum("system", System.self, among: System.signIns)
             flow = try reader.optionalEnum("flow", Flow.self) ?? .browser
             loginHint = try reader.optionalString("loginHint", maxLength: 320)
             adminConsent = try reader.optionalBool("adminConsent") ?? false
@@ -33,7 +33,67 @@ public enum StartSignIn: RPCMethod {
         }
     }
 
-    public typealias Result = JSONValue
+    /// `{signInId, flow, authorizationUrl?, redirectUri?, userCode?, verificationUri?, message?, expiresAt}`.
+    public struct Result: Sendable, Equatable, JSONRepresentable {
+        public var signInId: String
+        public var flow: Flow
+        public var authorizationUrl: String?
+        public var redirectUri: String?
+        public var userCode: String?
+        public var verificationUri: String?
+        public var message: String?
+        public var expiresAt: String
+
+        public static func browser(signInId: String, authorizationUrl: String, redirectUri: String, expiresAt: String) -> Result {
+            Result(signInId: signInId, flow: .browser, authorizationUrl: authorizationUrl, redirectUri: redirectUri, expiresAt: expiresAt)
+        }
+
+        public static func deviceCode(signInId: String, userCode: String, verificationUri: String, message: String?, expiresAt: String) -> Result {
+            Result(signInId: signInId, flow: .deviceCode, userCode: userCode, verificationUri: verificationUri, message: message, expiresAt: expiresAt)
+        }
+
+        init(signInId: String, flow: Flow, authorizationUrl: String? = nil, redirectUri: String? = nil, userCode: String? = nil,
+             verificationUri: String? = nil, message: String? = nil, expiresAt: String) {
+            self.signInId = signInId
+            self.flow = flow
+            self.authorizationUrl = authorizationUrl
+            self.redirectUri = redirectUri
+            self.userCode = userCode
+            self.verificationUri = verificationUri
+            self.message = message
+            self.expiresAt = expiresAt
+        }
+
+        public var json: JSONValue {
+            var o = JSONObject([("signInId", .string(signInId)), ("flow", .string(flow.rawValue))])
+            for (name, value) in [("authorizationUrl", authorizationUrl), ("redirectUri", redirectUri), ("userCode", userCode),
+                                  ("verificationUri", verificationUri)] {
+                if let value { o.append(name, .string(value)) }
+            }
+            o.append("expiresAt", .string(expiresAt))
+            if let message { o.append("message", .string(message)) }
+            return .object(o)
+        }
+    }
+}
+
+/// A finished sign-in: the `signInCompleted` payload, also what awaitSignIn and completeSignIn answer.
+public struct SignInCompleted: Sendable, Equatable, JSONRepresentable {
+    public var signInId: String
+    public var profileId: String
+    public var system: System
+    public var account: JSONObject
+
+    public init(signInId: String, profileId: String, system: System, account: JSONObject) {
+        self.signInId = signInId
+        self.profileId = profileId
+        self.system = system
+        self.account = account
+    }
+
+    public var json: JSONValue {
+        ["signInId": .string(signInId), "profileId": .string(profileId), "system": .string(system.rawValue), "account": .object(account)]
+    }
 }
 
 public struct SignInIDParams: RPCParams, Equatable {
@@ -58,7 +118,7 @@ public enum AwaitSignIn: RPCMethod {
         }
     }
 
-    public typealias Result = JSONValue
+    public typealias Result = SignInCompleted
 }
 
 /// For a browser on another machine: the user pastes the URL the browser ended on.
@@ -75,22 +135,28 @@ public enum CompleteSignIn: RPCMethod {
         }
     }
 
-    public typealias Result = JSONValue
+    public typealias Result = SignInCompleted
 }
 
 public enum CancelSignIn: RPCMethod {
     public static let name = "cancelSignIn"
     public typealias Params = SignInIDParams
-    public typealias Result = JSONValue
+
+    /// `{cancelled: true}`, or `{cancelled: false, outcome}` for a sign-in that had already finished.
+    public struct Result: Sendable, Equatable, JSONRepresentable {
+        public enum Outcome: String, Sendable { case completed, failed }
+        public var outcome: Outcome?
+        public init(alreadyFinished outcome: Outcome? = nil) { self.outcome = outcome }
+        public var json: JSONValue {
+            guard let outcome else { return ["cancelled": true] }
+            return ["cancelled": false, "outcome": .string(outcome.rawValue)]
+        }
+    }
 }
 
 /// Removes a system's tokens (or the Exchange password) from the keyring and the profile.
 public enum SignOut: RPCMethod {
     public static let name = "signOut"
-
-    public enum System: String, Sendable, CaseIterable {
-        case superOffice, microsoft365, exchange, google
-    }
 
     public struct Params: RPCParams, Equatable {
         public static let parameterNames = ["profileId", "system"]

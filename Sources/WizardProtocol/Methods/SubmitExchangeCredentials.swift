@@ -24,11 +24,6 @@ public struct AutodiscoverAttempt: Sendable, Equatable, JSONRepresentable {
     }
 }
 
-/// Where a profile's EWS and OAB URLs came from.
-public enum EndpointSource: String, Sendable, CaseIterable {
-    case autodiscover, override
-}
-
 public struct EndpointsResult: Sendable, JSONRepresentable {
     public var ewsUrl: String?
     public var oabUrl: String?

@@ -175,7 +175,8 @@ extension OpenRPCDocument {
               },
               "calendar": {
                 "system": null
-              }
+              },
+              "trustedCertificates": []
             }
           }
         }

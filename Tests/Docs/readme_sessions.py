@@ -47,7 +47,11 @@ class Block:
 
     @property
     def where(self):
-        return f"{self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path}:{self.line}"
+        return f"{shown(self.path)}:{self.line}"
+
+
+def shown(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def blocks(path):
@@ -165,7 +169,7 @@ def main():
         path = path.resolve()
         found = sessions(path, problems)
         if not found:
-            problems.append(f"{path}: no <!-- readme-test --> session to run")
+            problems.append(f"{shown(path)}: no <!-- readme-test --> session to run")
         for block in found:
             for _ in range(args.repeat):
                 count += 1

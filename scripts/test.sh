@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 scripts/embed-openrpc.sh
 swift build --build-tests "$@"
+# The docs: the option lists generated from the option table are current (scripts/sync-docs.sh).
+bin="$(swift build --show-bin-path "$@")/syncwizard"
+scripts/sync-docs.sh --check --bin "$bin"
+# The READMEs' shell sessions, run verbatim; their output must be what the READMEs show.
+python3 Tests/Docs/readme_sessions.py --bin "$bin"
 # The hardening suite (thousands of malformed inputs, kill -9 rounds, keyring restarts) runs on
 # its own afterwards, so its load does not starve the timing-sensitive tests of the main run.
 # --no-parallel: many tests drive real processes and servers with blocking calls; one at a time

@@ -1,19 +1,28 @@
-/// A small command-line parser for `--name value`, `--name=value`, repeatable options, `--help`
-/// and `--version`. swift-argument-parser did this before; it cost 16 M instructions per start
+/// A small command-line parser for `--name value`, `--name=value`, repeatable options, `--help`,
+/// `--version` and the hidden `--help-markdown`. Its option table is the one source of the option
+/// docs: `--help` renders it for people, `--help-markdown` as the Markdown table that
+/// scripts/sync-docs.sh writes into README.md, Protocol/README.md and openrpc.json. swift-argument-parser did this before; it cost 16 M instructions per start
 /// (protocol-conformance scans over every loaded image) and brought FoundationEssentials
 /// (2 MiB resident) into a process that otherwise needs no Foundation.
 struct CommandLineParser {
     struct Option {
         let name: String
         let valueName: String
+        /// What the option does. `Backticks` mark code: kept in Markdown, dropped in --help.
         let help: String
         var repeatable = false
-        /// Shown as "(default: …)".
+        /// Shown as "default: …" (backticks as in `help`; a value without any is code in Markdown).
         var defaultValue: String?
+        /// The environment variable used when the option is not given.
+        var environment: String?
+        /// How the variable's value differs from the option's, e.g. "comma separated".
+        var environmentNote: String?
     }
 
     enum Outcome: Equatable {
         case help
+        /// The hidden --help-markdown: the option table as Markdown, for the docs.
+        case helpMarkdown
         case version
         /// Option name → its values in order (one unless repeatable).
         case values([String: [String]])
@@ -31,6 +40,7 @@ struct CommandLineParser {
         var iterator = arguments.makeIterator()
         while let argument = iterator.next() {
             if argument == "--help" || argument == "-h" { return .help }
+            if argument == "--help-markdown" { return .helpMarkdown }
             if argument == "--version" { return .version }
             guard argument.hasPrefix("--"), argument.count > 2 else {
                 throw UsageError(message: argument.hasPrefix("-") && argument != "-"
@@ -82,10 +92,39 @@ struct CommandLineParser {
             text += "\n"
             var help = option.help
             if option.repeatable { help += " Repeatable." }
-            if let value = option.defaultValue { help += " (default: \(value))" }
-            for line in wrapped(help, width: 72) { text += "      \(line)\n" }
+            var notes: [String] = []
+            if let variable = option.environment {
+                notes.append("env " + variable + (option.environmentNote.map { ", " + $0 } ?? ""))
+            }
+            if let value = option.defaultValue { notes.append("default: " + value) }
+            for line in wrapped(Self.plain(help), width: 72) { text += "      \(line)\n" }
+            if !notes.isEmpty {
+                for line in wrapped(Self.plain("(" + notes.joined(separator: "; ") + ")"), width: 72) { text += "      \(line)\n" }
+            }
         }
         return text
+    }
+
+    /// The options as a Markdown table (option, environment, default, what), for the docs.
+    func markdownTable() -> String {
+        var text = "| option | environment | default | what |\n|---|---|---|---|\n"
+        for option in options {
+            var flag = "`--\(option.name)"
+            if !option.valueName.isEmpty { flag += " <\(option.valueName)>" }
+            flag += "`"
+            if option.repeatable { flag += " (repeatable)" }
+            var environment = option.environment.map { "`\($0)`" } ?? ""
+            if let note = option.environmentNote { environment += " (\(note))" }
+            let defaultValue = option.defaultValue.map { $0.contains("`") ? $0 : "`\($0)`" } ?? ""
+            let cells = [flag, environment, defaultValue, option.help].map { $0.replacing("|", with: "\\|") }
+            text += "| " + cells.joined(separator: " | ") + " |\n"
+        }
+        return text
+    }
+
+    /// Help text for a terminal: without the backticks that mark code in Markdown.
+    private static func plain(_ text: String) -> String {
+        text.replacing("`", with: "")
     }
 
     private func wrapped(_ text: String, width: Int) -> [String] {

@@ -22,34 +22,45 @@ struct ServeCommand {
         the framing of their request. Logs go to stderr. Call rpc.discover for the full contract.
         """
 
+    /// Every option, in the order of --help. This table is the one source of the option docs:
+    /// scripts/sync-docs.sh writes it (`syncwizard --help-markdown`) into README.md,
+    /// Protocol/README.md and openrpc.json's info.description.
     static let parser = CommandLineParser(commandName: "syncwizard", options: [
-        .init(name: "log-level", valueName: "level",
-              help: "Log level on stderr: trace, debug, info, notice, warning, error or critical (env SYNCWIZARD_LOG_LEVEL).",
-              defaultValue: "notice"),
         .init(name: "config-dir", valueName: "directory",
-              help: "Directory for profiles and provider settings (env SYNCWIZARD_CONFIG_DIR). Default: $XDG_CONFIG_HOME/syncwizard, or ~/.config/syncwizard."),
+              help: "Directory for profiles and provider settings; created (mode 0700) when missing.",
+              defaultValue: "`$XDG_CONFIG_HOME/syncwizard` if XDG_CONFIG_HOME is an absolute path, else `~/.config/syncwizard`",
+              environment: "SYNCWIZARD_CONFIG_DIR"),
         .init(name: "secret-store", valueName: "keyring|memory",
-              help: "Where secrets live: 'keyring' (the desktop keyring through libsecret) or 'memory' (this process only, for scripts and tests; env SYNCWIZARD_SECRET_STORE).",
-              defaultValue: "keyring"),
+              help: "Where secrets live: `keyring` (the desktop keyring, Secret Service through libsecret) or `memory` (this process only, for scripts and tests). Chosen explicitly, never a silent fallback.",
+              defaultValue: "keyring", environment: "SYNCWIZARD_SECRET_STORE"),
+        .init(name: "log-level", valueName: "level",
+              help: "Log level on stderr: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.",
+              defaultValue: "notice", environment: "SYNCWIZARD_LOG_LEVEL"),
         .init(name: "trace-file", valueName: "file",
-              help: "Mirror the protocol stream, with every secret redacted, into this file."),
+              help: "Mirror the protocol stream into this file (`>>` in, `<<` out), with every secret redacted."),
         .init(name: "max-message-bytes", valueName: "bytes",
-              help: "Largest accepted message in bytes; larger ones are answered with messageTooLarge.",
+              help: "Largest accepted message in bytes, at least 1024; larger ones are answered with `messageTooLarge` and skipped.",
               defaultValue: "4194304"),
         .init(name: "ca-file", valueName: "file",
-              help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA (env SYNCWIZARD_CA_FILE)."),
+              help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA.",
+              environment: "SYNCWIZARD_CA_FILE"),
         .init(name: "connect-to", valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT",
-              help: "Connect to another address for a host name, as libcurl's CONNECT_TO, e.g. mail.contoso.com:443:10.0.0.5:443; TLS is still verified against HOST (env SYNCWIZARD_CONNECT_TO, comma separated).",
-              repeatable: true),
+              help: "Reach HOST port PORT at CONNECT_HOST:CONNECT_PORT, as libcurl's CONNECT_TO (split DNS, tests), e.g. `mail.contoso.com:443:10.0.0.5:443`; TLS is still verified against HOST.",
+              repeatable: true, environment: "SYNCWIZARD_CONNECT_TO", environmentNote: "comma separated, added to the options"),
         .init(name: "dns-server", valueName: "IP[:PORT]",
-              help: "DNS server for Autodiscover's SRV lookup (env SYNCWIZARD_DNS_SERVER; default: /etc/resolv.conf)."),
+              help: "DNS server for Autodiscover's SRV lookup.",
+              defaultValue: "the servers in `/etc/resolv.conf`", environment: "SYNCWIZARD_DNS_SERVER"),
         .init(name: "autodiscover-budget", valueName: "seconds",
-              help: "Seconds Autodiscover may take in all before it gives up.", defaultValue: "15"),
+              help: "Seconds Autodiscover may take in all (at most 300) before it gives up; every attempt is reported.",
+              defaultValue: "15"),
         .init(name: "superoffice-host", valueName: "ENV=HOST",
-              help: "Authentication host of a SuperOffice environment; defaults: sod=sod.superoffice.com, stage=qaonline.superoffice.com, online=online.superoffice.com.",
-              repeatable: true),
+              help: "Authentication host of a SuperOffice environment (`sod`, `stage` or `online`).",
+              repeatable: true,
+              defaultValue: SuperOfficeEnvironment.allCases
+                  .map { "`\($0.rawValue)=\(SuperOffice.defaultHosts[$0] ?? "")`" }.joined(separator: ", ")),
         .init(name: "sign-in-timeout", valueName: "seconds",
-              help: "Seconds a browser sign-in stays open before it fails with signInTimedOut.", defaultValue: "600"),
+              help: "Seconds a browser sign-in stays open (1 to 86400) before it fails with `signInTimedOut`.",
+              defaultValue: "600"),
     ])
 
     enum SecretStoreChoice: String, CaseIterable {
@@ -57,7 +68,7 @@ struct ServeCommand {
     }
 
     enum Parsed {
-        case help, version, serve(ServeCommand)
+        case help, helpMarkdown, version, serve(ServeCommand)
     }
 
     var logLevel = ProcessInfoLite.environment("SYNCWIZARD_LOG_LEVEL") ?? "notice"
@@ -78,6 +89,7 @@ struct ServeCommand {
         let values: [String: [String]]
         switch try parser.parse(arguments) {
         case .help: return .help
+        case .helpMarkdown: return .helpMarkdown
         case .version: return .version
         case .values(let parsed): values = parsed
         }

@@ -28,6 +28,9 @@ do {
     case .help:
         printToStdout(ServeCommand.parser.helpText(abstract: ServeCommand.abstract, discussion: ServeCommand.discussion))
         exit(0)
+    case .helpMarkdown:
+        printToStdout(ServeCommand.parser.markdownTable())
+        exit(0)
     case .version:
         printToStdout(ServeCommand.version + "\n")
         exit(0)

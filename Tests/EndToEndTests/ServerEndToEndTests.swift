@@ -156,6 +156,28 @@ import WizardProtocol
         return (process.terminationStatus, stdout, stderr)
     }
 
+    /// The command line's docs (scripts/sync-docs.sh writes them into the READMEs and openrpc.json).
+    @Suite struct CommandLineTests {
+        /// The hidden --help-markdown (the docs' option table, scripts/sync-docs.sh) lists exactly the
+        /// options of --help, in its order, and --help does not mention it.
+        @Test func helpMarkdownIsTheOptionTableOfHelp() throws {
+            let (status, markdown, _) = try ServerEndToEndTests.runToExit(["--help-markdown"])
+            #expect(status == 0)
+            let (_, help, _) = try ServerEndToEndTests.runToExit(["--help"])
+            let helpOptions = help.split(separator: "\n").filter { $0.hasPrefix("  --") }
+                .map { String($0.dropFirst(2).split(separator: " ")[0]) }
+                .filter { $0 != "--help" && $0 != "--version" }
+            let lines = markdown.split(separator: "\n")
+            #expect(lines.first == "| option | environment | default | what |")
+            let tableOptions = lines.dropFirst(2).map { row in
+                String(row.dropFirst("| `".count).prefix { $0 != " " && $0 != "`" })
+            }
+            #expect(tableOptions == helpOptions)
+            #expect(tableOptions.count == 11)
+            #expect(!help.contains("help-markdown"))
+        }
+    }
+
     @Test(arguments: [
         (["--log-levl", "debug"], "Unknown option '--log-levl'. Did you mean '--log-level'?"),
         (["--secret-store"], "Missing value for '--secret-store"),

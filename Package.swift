@@ -4,7 +4,8 @@ import PackageDescription
 // Arrows point one way, down the layers (each line: a module and what it imports):
 //   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardProtocol, Threading
 //   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardProtocol (profiles, state, method table)
-//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardProtocol; Exchange also DNS, XMLTree
+//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardProtocol; Exchange also DNS, XMLTree;
+//                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardProtocol)
 //   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
 //   ConnectorCore         → HTTP, WizardProtocol (checks, error mapping at the edge)
 //   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading
@@ -16,7 +17,7 @@ let package = Package(
     products: [
         .executable(name: "syncwizard", targets: ["syncwizard"]),
         // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
-        .library(name: "SyncwizardParsing", targets: ["WizardProtocol", "JSONRPC", "XMLTree", "ExchangeConnector", "OAuth"]),
+        .library(name: "SyncwizardParsing", targets: ["WizardProtocol", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -45,6 +46,8 @@ let package = Package(
         .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
         .target(name: "XMLTree"),
         .target(name: "DNS", dependencies: ["Threading"]),
+        // EWS SOAP shared by the Exchange and Microsoft 365 connectors.
+        .target(name: "EWS", dependencies: ["HTTP", "XMLTree", "WizardProtocol"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
@@ -55,11 +58,11 @@ let package = Package(
             "Cryptography",
         ]),
         .target(name: "ConnectorCore", dependencies: ["HTTP", "WizardProtocol"], path: "Sources/Connectors/Core"),
-        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
+        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
                 path: "Sources/Connectors/Exchange"),
         .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
                 path: "Sources/Connectors/SuperOffice"),
-        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol", "ExchangeConnector"],
+        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol", "EWS"],
                 path: "Sources/Connectors/Microsoft365"),
         .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
                 path: "Sources/Connectors/Google"),
@@ -80,7 +83,7 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: [
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "EWS", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(name: "OAuthTests", dependencies: [
             "OAuth", "Cryptography", "WizardProtocol", "TestSupport", "Threading",

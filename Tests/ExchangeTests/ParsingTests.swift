@@ -1,4 +1,5 @@
 @testable import DNS
+import EWS
 @testable import ExchangeConnector
 import HTTP
 import Testing
@@ -131,7 +132,7 @@ import XMLTree
     }
 
     @Test func successNamesTheServerVersion() throws {
-        let message = try EWSConnectionTest.interpretGetFolder(response(200, soap(#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:GetFolderResponseMessage>"#)), account: account)
+        let message = try EWS.interpretGetFolder(response(200, soap(#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:GetFolderResponseMessage>"#)), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
         #expect(message.contains("15.1.2507.6"))
         #expect(message.contains("impersonating bob@contoso.test"))
     }
@@ -140,7 +141,7 @@ import XMLTree
                       ("ErrorAccessDenied", "accessDenied"), ("ErrorServerBusy", "serverError")])
     func responseCodesMapToKinds(_ code: String, _ kind: String) {
         let body = soap(#"<m:GetFolderResponseMessage ResponseClass="Error"><m:MessageText>no</m:MessageText><m:ResponseCode>\#(code)</m:ResponseCode></m:GetFolderResponseMessage>"#)
-        let error = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(200, body), account: account) }
+        let error = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(200, body), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
         #expect(error?.kind.name == kind)
         #expect(error?.data["responseCode"] == .string(code))
     }
@@ -150,23 +151,23 @@ import XMLTree
             <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>The specified server version is invalid.</faultstring>
             <detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorInvalidServerVersion</e:ResponseCode></detail></s:Fault></s:Body></s:Envelope>
             """
-        let e1 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(500, fault), account: account) }
+        let e1 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(500, fault), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
         #expect(e1?.kind == .serverError)
         #expect(e1?.data["responseCode"] == "ErrorInvalidServerVersion")
-        let e2 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(401, ""), account: account) }
+        let e2 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(401, ""), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
         #expect(e2?.kind == .invalidCredentials)
         #expect(e2?.hint?.contains("CONTOSO") == true)
-        let e3 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(200, "<html>OWA</html>"), account: account) }
+        let e3 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(200, "<html>OWA</html>"), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
         #expect(e3?.kind == .endpointInvalid)
-        let e4 = #expect(throws: RPCError.self) { try EWSConnectionTest.interpretGetFolder(response(503, "busy"), account: account) }
+        let e4 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(503, "busy"), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
         #expect(e4?.kind == .serverError)
     }
 
     @Test func impersonationHeaderOnlyWhenActingForSomeone() {
-        let with = String(decoding: EWSConnectionTest.getFolderBody(impersonate: "bob@contoso.test"), as: UTF8.self)
+        let with = String(decoding: EWS.getFolderBody(impersonate: "bob@contoso.test"), as: UTF8.self)
         #expect(with.contains("<t:PrimarySmtpAddress>bob@contoso.test</t:PrimarySmtpAddress>"))
         #expect(with.contains(#"<t:DistinguishedFolderId Id="calendar"/>"#))
-        let without = String(decoding: EWSConnectionTest.getFolderBody(impersonate: nil), as: UTF8.self)
+        let without = String(decoding: EWS.getFolderBody(impersonate: nil), as: UTF8.self)
         #expect(!without.contains("ExchangeImpersonation"))
         #expect((try? XMLTreeParser.parse(without)) != nil)
     }

@@ -1,9 +1,10 @@
 // Fuzz target (b): what an Exchange server (or anything posing as one) answers: Autodiscover POX
-// and EWS GetFolder SOAP, through XMLTreeParser, POX.parse and EWSConnectionTest.interpretGetFolder.
+// and EWS GetFolder SOAP, through XMLTreeParser, POX.parse and EWS.interpretGetFolder.
 //
 // The input is the HTTP response body; its first byte (even: 200, odd: 500) picks the status.
 // Any broken invariant is a fatalError, which libFuzzer reports as a crash.
 
+import EWS
 import ExchangeConnector
 import FuzzSupport
 import HTTP  // HTTPResponse (HTTP is built as a dependency of ExchangeConnector; not in the product)
@@ -112,7 +113,7 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         } catch {
             violated("xmlEscaped output is not well-formed XML (\(error)): \(escaped(xmlEscaped(asText)))")
         }
-        let request = EWSConnectionTest.getFolderBody(impersonate: asText)
+        let request = EWS.getFolderBody(impersonate: asText)
         do {
             let envelope = try XMLTreeParser.parse(request)
             let address = envelope.path("Header", "ExchangeImpersonation", "ConnectingSID", "PrimarySmtpAddress")
@@ -148,7 +149,7 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
                                 effectiveURL: "https://mail.contoso.test/EWS/Exchange.asmx", durationMs: 0)
     for who in [account, impersonating] {
         do {
-            let message = try EWSConnectionTest.interpretGetFolder(response, account: who)
+            let message = try EWS.interpretGetFolder(response, mailbox: who.email, impersonating: who.impersonateMailbox, credentialsHint: "Check the user name and domain.")
             invariant(tree?.name == "Envelope", "GetFolder success without a SOAP envelope")
             invariant(message.hasPrefix("The calendar is reachable") && message.hasSuffix("."), "GetFolder success message: \(escaped(message))")
             if let mailbox = who.impersonateMailbox { invariant(message.contains(mailbox), "success without the impersonated mailbox") }

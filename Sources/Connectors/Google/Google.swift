@@ -52,13 +52,8 @@ public struct Google: OAuthProvider {
 
     /// The connection test: the Directory's users, then the primary calendar.
     public func test(tokens: AccessTokenSource, http: any HTTPTransport, progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
-        let token: String
-        do throws(RPCError) {
-            token = try await tokens.validated { token throws(RPCError) in _ = try await Self.primaryCalendar(token: token, http: http) }
-        } catch {
-            return ([], error)
-        }
-        return await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+        await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+            let token = try await tokens.validated { token throws(RPCError) in _ = try await Self.primaryCalendar(token: token, http: http) }
             try await checks.run("directoryUsers", "Listing the domain's users through the Directory API.") { () throws(RPCError) in
                 try await Self.listUsers(token: token, http: http)
             }

@@ -1,5 +1,5 @@
 import ConnectorCore
-import ExchangeConnector
+import EWS
 import HTTP
 import OAuth
 import WizardProtocol
@@ -126,13 +126,8 @@ public struct Microsoft365: OAuthProvider {
     /// EWS (with a token for Exchange Online) when an EWS URL was set.
     public func test(tokens: AccessTokenSource, ewsUrl: String?, mailbox: String?, http: any HTTPTransport,
                      progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
-        let token: String
-        do throws(RPCError) {
-            token = try await tokens.validated { token throws(RPCError) in _ = try await Self.graphGET("/v1.0/me", .me, token: token, http: http) }
-        } catch {
-            return ([], error)
-        }
-        return await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+        await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
+            let token = try await tokens.validated { token throws(RPCError) in _ = try await Self.graphGET("/v1.0/me", .me, token: token, http: http) }
             try await checks.run("graphDirectory", "Reading the directory through Microsoft Graph.") { () throws(RPCError) in
                 try await Self.readDirectory(token: token, http: http)
             }
@@ -296,7 +291,7 @@ public struct Microsoft365: OAuthProvider {
         headers.add("X-AnchorMailbox", mailbox)
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(method: "POST", url: ewsUrl, headers: headers, body: EWSConnectionTest.getFolderBody(impersonate: nil),
+            response = try await http.send(HTTPRequest(method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: nil),
                                                        timeoutSeconds: 20, maxResponseBytes: 1 << 20))
         } catch {
             throw error.rpcError
@@ -304,7 +299,6 @@ public struct Microsoft365: OAuthProvider {
         if response.status == 401 {
             throw RPCError(.reauthenticationRequired, "Exchange Online did not accept the access token for EWS.", hint: "Sign in with Microsoft again.")
         }
-        let account = ExchangeAccount(userName: mailbox, domain: nil, email: mailbox, password: "")
-        return try EWSConnectionTest.interpretGetFolder(response, account: account)
+        return try EWS.interpretGetFolder(response, mailbox: mailbox, impersonating: nil, credentialsHint: "Sign in with Microsoft again.")
     }
 }

@@ -11,7 +11,6 @@ test:
 
 build:
 	scripts/install-deps.sh
-	scripts/embed-openrpc.sh
 	swift build -c release --product syncwizard
 
 clean:

@@ -2,22 +2,23 @@
 import PackageDescription
 
 // Arrows point one way, down the layers (each line: a module and what it imports):
-//   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardProtocol, Threading
-//   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardProtocol (profiles, state, method table)
-//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardProtocol; Exchange also DNS, XMLTree;
-//                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardProtocol)
+//   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardContract, Threading
+//   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardContract (profiles, state, method table)
+//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree;
+//                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardContract)
 //   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
-//   ConnectorCore         → HTTP, WizardProtocol (checks, error mapping at the edge)
+//   ConnectorCore         → HTTP, WizardContract (checks, error mapping at the edge)
 //   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading
-//   JSONRPC               → WizardProtocol, Threading (framing, dispatch)
-//   WizardProtocol        → nothing (types only, used by all)
+//   JSONRPC               → RPCCore, Threading (framing, dispatch)
+//   WizardContract        → RPCCore (methods, Profile, WizardState, wizard kinds; types only)
+//   RPCCore               → nothing (JSON values, RPCError, RPCMethod, ParamsReader)
 let package = Package(
     name: "syncwizard",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "syncwizard", targets: ["syncwizard"]),
         // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
-        .library(name: "SyncwizardParsing", targets: ["WizardProtocol", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth"]),
+        .library(name: "SyncwizardParsing", targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -25,15 +26,18 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        .target(name: "WizardProtocol"),
+        // JSON values, RPCError and the base kinds, RPCMethod, ParamsReader: what JSON-RPC needs.
+        .target(name: "RPCCore"),
+        // The wizard's contract: its methods (one type each), Profile, WizardState, wizard kinds.
+        .target(name: "WizardContract", dependencies: ["RPCCore"]),
         .target(name: "Threading"),
         .target(name: "JSONRPC", dependencies: [
-            "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
+            "RPCCore", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
         // libsecret (with GLib, GObject, GIO) is dlopen'ed on first keyring use by this C shim,
         // never linked: --secret-store memory and runs without secrets do not load it.
         .target(name: "CSecretShim"),
-        .target(name: "Keyring", dependencies: ["CSecretShim", "WizardProtocol", "Threading"]),
+        .target(name: "Keyring", dependencies: ["CSecretShim", "RPCCore", "WizardContract", "Threading"]),
         // libcurl is dlopen'ed on the first HTTP use by this C shim, never linked, so start-up
         // does not map it and its ~30 libraries. Its header brings
         // <curl/curl.h> (default include path; Debian: libcurl4-openssl-dev) for types and
@@ -47,52 +51,55 @@ let package = Package(
         .target(name: "XMLTree"),
         .target(name: "DNS", dependencies: ["Threading"]),
         // EWS SOAP shared by the Exchange and Microsoft 365 connectors.
-        .target(name: "EWS", dependencies: ["HTTP", "XMLTree", "WizardProtocol"]),
+        .target(name: "EWS", dependencies: ["HTTP", "XMLTree", "RPCCore", "WizardContract"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
-            "HTTP", "ConnectorCore", "WizardProtocol", "Threading",
+            "HTTP", "ConnectorCore", "RPCCore", "WizardContract", "Threading",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             "Cryptography",
         ]),
-        .target(name: "ConnectorCore", dependencies: ["HTTP", "WizardProtocol"], path: "Sources/Connectors/Core"),
-        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "DNS", "XMLTree", "Threading", "WizardProtocol"],
+        .target(name: "ConnectorCore", dependencies: ["HTTP", "RPCCore", "WizardContract"], path: "Sources/Connectors/Core"),
+        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
                 path: "Sources/Connectors/Exchange"),
-        .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+        .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
                 path: "Sources/Connectors/SuperOffice"),
-        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol", "EWS"],
+        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract", "EWS"],
                 path: "Sources/Connectors/Microsoft365"),
-        .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "WizardProtocol"],
+        .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
                 path: "Sources/Connectors/Google"),
         .target(name: "Wizard", dependencies: [
-            "WizardProtocol", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "DNS",
+            "RPCCore", "WizardContract", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "DNS",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ],
+        // Protocol/openrpc.json (a link to it) compiled in as bytes for rpc.discover: no resource
+        // bundle to lose when the binary is copied, no generated file in git, no Foundation.
+        resources: [.embedInCode("Resources/openrpc.json")]),
         .executableTarget(name: "syncwizard", dependencies: [
-            "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading",
+            "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["RPCCore", "WizardContract", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),
         // Connectors in-process against a fake HTTP transport (no binary, no server process).
         .testTarget(name: "ConnectorTests", dependencies: [
-            "ConnectorCore", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "WizardProtocol", "TestSupport",
+            "ConnectorCore", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "RPCCore", "WizardContract", "TestSupport",
         ]),
-        .testTarget(name: "WizardProtocolTests", dependencies: ["WizardProtocol"]),
+        .testTarget(name: "WizardContractTests", dependencies: ["RPCCore", "WizardContract"]),
         .testTarget(name: "JSONRPCTests", dependencies: [
-            "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
+            "JSONRPC", "RPCCore", "WizardContract", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "EWS", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "EWS", "DNS", "HTTP", "XMLTree", "RPCCore", "WizardContract", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(name: "OAuthTests", dependencies: [
-            "OAuth", "Cryptography", "WizardProtocol", "TestSupport", "Threading",
+            "OAuth", "Cryptography", "RPCCore", "WizardContract", "TestSupport", "Threading",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
-        .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
-        .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["WizardProtocol", "TestSupport"]),
+        .testTarget(name: "KeyringTests", dependencies: ["Keyring", "RPCCore", "WizardContract", "TestSupport"]),
+        .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "RPCCore", "WizardContract", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RPCCore", "WizardContract", "TestSupport"]),
     ]
 )

@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/embed-openrpc.sh
 swift build -c release --product syncwizard >&2
 binary="$(swift build -c release --show-bin-path)/syncwizard"
 

@@ -4,7 +4,7 @@
 #   README.md, Protocol/README.md  the table between <!-- options:begin ... --> and <!-- options:end -->
 #                                  (syncwizard --help-markdown)
 #   Protocol/openrpc.json          the options sentence of info.description (the option lines of
-#                                  syncwizard --help), then scripts/embed-openrpc.sh
+#                                  syncwizard --help); the build embeds openrpc.json itself
 # Usage: scripts/sync-docs.sh [--check] [--bin PATH]
 #   --check     change nothing; fail (status 1) naming every stale place
 #   --bin PATH  the syncwizard binary to ask (default: the debug build, built first)
@@ -79,4 +79,4 @@ sys.exit(1 if problems or (check and stale) else 0)
 EOF
 
 # The binary embeds openrpc.json (rpc.discover): keep the copy in step.
-if [ "$check" = 0 ]; then scripts/embed-openrpc.sh; fi
+

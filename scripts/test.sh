@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
-scripts/embed-openrpc.sh
 swift build --build-tests "$@"
 # The docs: the option lists generated from the option table are current (scripts/sync-docs.sh).
 bin="$(swift build --show-bin-path "$@")/syncwizard"

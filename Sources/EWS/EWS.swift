@@ -1,5 +1,6 @@
 import HTTP
-import WizardProtocol
+import RPCCore
+import WizardContract
 import XMLTree
 
 /// Exchange Web Services as both calendar connectors speak it: the GetFolder request that proves

@@ -1,5 +1,5 @@
 import Threading
-import WizardProtocol
+import RPCCore
 
 /// One running request.
 final class InFlightEntry: Sendable {

@@ -1,4 +1,4 @@
-import WizardProtocol
+import RPCCore
 
 /// One element of what the client sent, classified.
 public enum IncomingMessage: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import WizardProtocol
+import RPCCore
 
 /// What a handler can do besides returning: report progress on its request.
 public struct RequestContext: Sendable {

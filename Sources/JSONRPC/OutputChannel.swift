@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Threading
-import WizardProtocol
+import RPCCore
 
 /// Where protocol bytes go: a file descriptor (the real stdout, duplicated at start-up).
 ///

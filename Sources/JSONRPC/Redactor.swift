@@ -1,5 +1,5 @@
 import Threading
-import WizardProtocol
+import RPCCore
 
 /// Removes secrets from anything that leaves the process other than the protocol replies
 /// themselves: the trace file and log lines.

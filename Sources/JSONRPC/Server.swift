@@ -5,7 +5,7 @@ import Darwin
 #endif
 import Logging
 import Threading
-import WizardProtocol
+import RPCCore
 
 /// Serves JSON-RPC 2.0 on a byte stream (stdin) with replies on an `OutputChannel` (stdout).
 ///

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Threading
-import WizardProtocol
+import RPCCore
 
 /// `--trace-file`: a mirror of the protocol stream for bug reports, one message per line,
 /// `>>` client to server and `<<` server to client, with every secret replaced.

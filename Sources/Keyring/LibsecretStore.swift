@@ -1,6 +1,7 @@
 import CSecretShim
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Secrets in the desktop keyring through libsecret's Secret Service client.
 ///

@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Names one secret with the contract's keyring attributes
 /// (`profile`, `system`, `kind` under the schema `org.syncwizard.Secret`).

@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Access tokens for a signed-in system's checks, without knowing where they come from (the
 /// Wizard's cache and the keyring's refresh token; a test's constant).

@@ -1,5 +1,6 @@
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Access tokens in memory, refreshed from the refresh token in the keyring when they are about
 /// to expire. A rotated refresh token is stored before the new access token is used, so a crash

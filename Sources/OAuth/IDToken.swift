@@ -1,5 +1,6 @@
 import Cryptography
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// One key from a JWKS document.
 public struct JSONWebKey: Sendable {

@@ -1,6 +1,7 @@
 import ConnectorCore
 import HTTP
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Provider signing keys by JWKS URL, fetched over verified https and refetched when a token
 /// names a key id the cached set lacks (providers rotate keys).

@@ -1,7 +1,8 @@
 import ConnectorCore
 import HTTP
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// A sign-in's result once the code is exchanged and the id_token checked.
 public struct SignedIn: Sendable {

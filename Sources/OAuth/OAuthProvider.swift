@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// What one identity provider contributes to a sign-in: data, not flow. The flow itself
 /// (authorization request, code exchange, id_token checks, refresh, redaction) exists once, in

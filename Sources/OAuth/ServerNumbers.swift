@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Numbers that come from a server (expires_in, interval, counts) are bounded here before any
 /// conversion: a JSON number or a numeric string is read as a Double, NaN, infinities and

@@ -1,5 +1,6 @@
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// How one provider signs a profile in: where to send the browser and what to do with the answer.
 public struct SignInPlan: Sendable {

@@ -1,6 +1,7 @@
 import ConnectorCore
 import HTTP
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// A token endpoint's answer.
 public struct TokenResponse: Sendable {

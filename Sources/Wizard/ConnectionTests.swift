@@ -6,7 +6,8 @@ import Keyring
 import Microsoft365Connector
 import OAuth
 import SuperOfficeConnector
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// testConnection: both sides at once, each run by its connector and reported with its
 /// checks; the outcome is kept in the profile so getWizardState and nextStep can judge it.

@@ -2,7 +2,8 @@ import ConnectorCore
 import ExchangeConnector
 import JSONRPC
 import Keyring
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// submitExchangeCredentials, overrideEndpoints and trustCertificate. The profile keeps user
 /// name, domain, e-mail and endpoints (ExchangeSettings); the password lives in the keyring.

@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The few POSIX file calls the store needs, with errors turned into `storageFailed` once.
 enum FileOps {

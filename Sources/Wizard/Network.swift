@@ -3,7 +3,8 @@ import HTTP
 import OAuth
 import SuperOfficeConnector
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The network pieces connectors use, built on first use so that start-up (and every request
 /// that never touches the network) does not pay for libcurl and OpenSSL initialisation.

@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Profiles and provider settings as JSON files under one directory:
 ///

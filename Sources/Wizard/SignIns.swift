@@ -5,7 +5,8 @@ import Keyring
 import Microsoft365Connector
 import OAuth
 import SuperOfficeConnector
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// startSignIn, awaitSignIn's keeping of the result, signOut, and access tokens for the checks.
 /// Every OAuth system goes one way: its connector's provider feeds the one OAuth flow, and

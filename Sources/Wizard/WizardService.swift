@@ -2,7 +2,8 @@ import JSONRPC
 import Keyring
 import Logging
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The method handlers of the "Configure Systems" step: profiles, provider settings and
 /// wizard state. Connectors (SuperOffice, Exchange, Microsoft 365, Google) plug in beside it.

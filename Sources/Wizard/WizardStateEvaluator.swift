@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Works out where the "Configure Systems" step stands from a profile and the provider
 /// settings: a pure function, so every blocker can be pinned by a unit test.

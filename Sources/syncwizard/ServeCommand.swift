@@ -9,7 +9,8 @@ import Logging
 import SuperOfficeConnector
 import Threading
 import Wizard
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// `syncwizard`: serves the "Configure Systems" step over JSON-RPC 2.0 on stdin/stdout.
 struct ServeCommand {

@@ -8,7 +8,8 @@ import SuperOfficeConnector
 import Synchronization
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Connectors in-process, each against a FakeTransport that answers like the vendor's
 /// documented API: no binary, no TLS, no server process.

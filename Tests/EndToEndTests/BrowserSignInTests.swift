@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// "Sign in with SuperOffice" in a real headless Chromium: the fake SuperID and syncwizard start
 /// as in `SuperOfficeSignInTests`; Tests/Browser/browser_sign_in.py (selenium + chromedriver)

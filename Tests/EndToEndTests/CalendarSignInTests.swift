@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// "Sign in with Microsoft" and "Sign in with Google" through the built binary against fake
 /// Microsoft identity/Graph and Google endpoints on loopback over TLS (production host names via

@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Microsoft Exchange through the built binary against fake Exchange servers on loopback over
 /// TLS (real host names via --connect-to, a test CA), NTLM checked by pyspnego's acceptor, a fake

@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Hardening (issue 6) through the built binary: the bad-input suite and the fault programs in
 /// Tests/Hardening/ (Python, standard library plus trustme), canary secrets at every log level,

@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The binary against a real gnome-keyring (scripts/with-test-keyring.sh).
 @Suite(.enabled(if: TestPaths.hasTestKeyring, "needs scripts/with-test-keyring.sh"))

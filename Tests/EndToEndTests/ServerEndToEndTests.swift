@@ -2,7 +2,8 @@ import Foundation
 import JSONRPC
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The built binary driven over pipes, as front ends drive it.
 @Suite struct ServerEndToEndTests {

@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// "Sign in with SuperOffice" through the built binary against a fake SuperID and tenant API on
 /// loopback over TLS (production host names rerouted with --connect-to, a test CA); the test

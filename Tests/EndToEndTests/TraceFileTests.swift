@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// `--trace-file` mirrors the stream a client sees: every message, in stdout's order, with only
 /// the secrets replaced. Error codes, ids and everything else stay readable.

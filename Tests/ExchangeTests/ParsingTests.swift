@@ -3,7 +3,8 @@ import EWS
 @testable import ExchangeConnector
 import HTTP
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 import XMLTree
 
 @Suite struct XMLTreeTests {

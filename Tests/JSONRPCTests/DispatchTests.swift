@@ -3,7 +3,8 @@ import JSONRPC
 import Logging
 import Testing
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// An in-process server on two pipes, with test methods: `fast`, `slow` (waits until
 /// cancelled or released), `echo`, `progressing`, and a `boom` that throws a Swift error.

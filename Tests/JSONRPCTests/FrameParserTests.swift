@@ -1,6 +1,7 @@
 import JSONRPC
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 @Suite struct FrameParserTests {
     let ping = Array(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.utf8)

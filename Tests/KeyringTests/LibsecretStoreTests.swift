@@ -1,7 +1,8 @@
 import Keyring
 import TestSupport
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Against a real gnome-keyring-daemon in a throwaway D-Bus session (scripts/with-test-keyring.sh,
 /// which `make test` uses); skipped when run outside it.

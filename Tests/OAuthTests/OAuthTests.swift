@@ -4,7 +4,8 @@ import Cryptography
 import Foundation
 @testable import OAuth
 import Testing
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 @Suite struct PKCEAndEncodingTests {
     @Test func s256ChallengeMatchesRFC7636AppendixB() {

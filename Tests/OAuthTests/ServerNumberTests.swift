@@ -1,7 +1,8 @@
 @testable import OAuth
 import Testing
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Numbers a server sends are bounded before use: these answers used to end the process
 /// (`Int(1e19)` and `UInt64(.infinity)` trap).

@@ -1,5 +1,6 @@
 import Foundation
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// A fake on-premises Exchange (Tests/Fixtures/exchange/fake_exchange.py): Autodiscover POX,
 /// EWS GetFolder and OAB over real TLS on loopback, NTLM checked by pyspnego, a plain-HTTP

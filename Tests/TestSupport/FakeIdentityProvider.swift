@@ -1,5 +1,6 @@
 import Foundation
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Tests/Fixtures/oauth/fake_idp.py driven from a test: fake SuperOffice, Microsoft and Google
 /// identity providers on one loopback HTTPS port, reached under their production host names

@@ -1,7 +1,8 @@
 import Foundation
 import HTTP
 import Synchronization
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// An in-process stand-in for the network: each request is answered by `route`, and every
 /// request is kept for the test to read. Connectors take `any HTTPTransport`, so a test runs a

@@ -1,6 +1,7 @@
 import Foundation
 import JSONRPC
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Paths of the checkout and of the built binary.
 public enum TestPaths {

@@ -5,7 +5,8 @@ import Logging
 import TestSupport
 import Testing
 import Wizard
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Protocol/openrpc.json and the server must agree in both directions, and the document must
 /// be a valid OpenRPC document.
@@ -76,7 +77,7 @@ import WizardProtocol
 
     @Test func embeddedCopyIsTheFile() throws {
         #expect(OpenRPCDocument.embeddedText == String(decoding: FileManager.default.contents(atPath: Self.documentPath)!, as: UTF8.self),
-                "run scripts/embed-openrpc.sh")
+                "the build embeds Protocol/openrpc.json through Sources/Wizard/Resources/openrpc.json")
         #expect(OpenRPCDocument.value == (try Self.document()))
     }
 

@@ -2,7 +2,8 @@ import Foundation
 import TestSupport
 import Testing
 @testable import Wizard
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 @Suite struct ProfileStoreTests {
     let directory = TestPaths.makeTemporaryDirectory("profile-store")

@@ -1,6 +1,7 @@
 import Testing
 import Wizard
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 @Suite struct WizardStateTests {
     func profile(_ change: (inout Profile) -> Void = { _ in }) -> Profile {

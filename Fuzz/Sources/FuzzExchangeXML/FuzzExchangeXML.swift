@@ -8,7 +8,8 @@ import EWS
 import ExchangeConnector
 import FuzzSupport
 import HTTP  // HTTPResponse (HTTP is built as a dependency of ExchangeConnector; not in the product)
-import WizardProtocol
+import RPCCore
+import WizardContract
 import XMLTree
 
 /// A password that must never show up in anything built from a server's answer.

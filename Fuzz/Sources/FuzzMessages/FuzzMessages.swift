@@ -9,7 +9,8 @@
 import FuzzSupport
 import JSONRPC
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 // MARK: - Methods, as the server's table decodes them
 

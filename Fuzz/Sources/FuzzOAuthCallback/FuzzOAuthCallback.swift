@@ -11,7 +11,8 @@ import Crypto
 import Foundation
 import FuzzSupport
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 import _CryptoExtras
 
 // MARK: - Fixed keys and expectations

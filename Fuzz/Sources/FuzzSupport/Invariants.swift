@@ -2,7 +2,8 @@
 import Glibc
 #endif
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 // Helpers shared by the fuzz targets. A broken invariant stops the process with fatalError, so
 // libFuzzer reports it exactly like a crash (with the input saved as crash-<sha1>).

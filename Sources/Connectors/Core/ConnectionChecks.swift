@@ -1,4 +1,5 @@
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// The named, timed checks of one connection test, in order: each is announced as progress,
 /// timed, and recorded; the first failure is recorded and ends the test (its error is thrown).

@@ -1,5 +1,6 @@
 import HTTP
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 extension HTTPError {
     /// libcurl failures become the contract's kinds here, once.

@@ -2,7 +2,8 @@ import ConnectorCore
 import DNS
 import HTTP
 import Threading
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// Finds a mailbox's EWS and OAB URLs with Autodiscover POX, in Microsoft's order:
 ///

@@ -1,7 +1,8 @@
 import ConnectorCore
 import EWS
 import HTTP
-import WizardProtocol
+import RPCCore
+import WizardContract
 import XMLTree
 
 /// The Exchange connection test run on "Next": an EWS GetFolder of the calendar with the stored

@@ -1,7 +1,8 @@
 import ConnectorCore
 import HTTP
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// "Sign in with Google" for a Google Workspace domain: the installed-app flow (loopback
 /// redirect, PKCE), the scopes the admin must allow, and the Directory and Calendar tests.

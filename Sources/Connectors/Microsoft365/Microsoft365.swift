@@ -2,7 +2,8 @@ import ConnectorCore
 import EWS
 import HTTP
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// "Sign in with Microsoft" for a Microsoft 365 tenant: delegated admin sign-in (authorization
 /// code + PKCE, prompt=consent so a Global Administrator can consent for the organization),

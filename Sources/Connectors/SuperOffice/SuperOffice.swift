@@ -1,7 +1,8 @@
 import ConnectorCore
 import HTTP
 import OAuth
-import WizardProtocol
+import RPCCore
+import WizardContract
 
 /// SuperOffice CRM Online: the SuperID sign-in's data (an `OAuthProvider`) and the connection
 /// test. Endpoints and claim names: protocols.md §1 (the shared research notes).

@@ -1,5 +1,0 @@
-public enum GetProfile: RPCMethod {
-    public static let name = "getProfile"
-    public typealias Params = ProfileIDParams
-    public typealias Result = Profile
-}

@@ -1,5 +1,0 @@
-public enum GetWizardState: RPCMethod {
-    public static let name = "getWizardState"
-    public typealias Params = ProfileIDParams
-    public typealias Result = WizardState
-}

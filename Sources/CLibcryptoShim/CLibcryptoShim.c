@@ -121,6 +121,13 @@ int swcrypto_certificate_inspect(const char *pem, size_t length, swcrypto_certif
 // The key is built with EVP_PKEY_fromdata (OpenSSL 3's provider API) rather than the
 // deprecated RSA_set0_key; EVP_DigestVerify with an RSA key defaults to PKCS #1 v1.5 padding
 // and compares the whole encoded block, DigestInfo included.
+int swcrypto_sha256(const uint8_t *data, size_t length, uint8_t digest[32]) {
+    if (swcrypto_load() != NULL) return -1;
+    // SHA256() with a NULL data pointer and length 0 hashes the empty string.
+    crypto.SHA256(data, length, digest);
+    return 0;
+}
+
 int swcrypto_rsa_sha256_verify(const uint8_t *modulus, size_t modulus_length,
                                const uint8_t *exponent, size_t exponent_length,
                                const uint8_t *message, size_t message_length,

@@ -4,17 +4,22 @@ import Cryptography
 /// authorization URL, so an intercepted code is useless without the verifier.
 public struct PKCE: Sendable {
     public let verifier: String
-    public var challenge: String { Self.challenge(for: verifier) }
+    public let challenge: String
     public static let method = "S256"
 
-    public init() {
-        verifier = RandomToken.make(bytes: 32)  // 43 characters, within RFC 7636's 43...128
+    /// nil when libcrypto (the hash) cannot be loaded.
+    public init?() {
+        self.init(verifier: RandomToken.make(bytes: 32))  // 43 characters, within RFC 7636's 43...128
     }
 
-    public init(verifier: String) { self.verifier = verifier }
+    public init?(verifier: String) {
+        guard let challenge = Self.challenge(for: verifier) else { return nil }
+        self.verifier = verifier
+        self.challenge = challenge
+    }
 
-    public static func challenge(for verifier: String) -> String {
-        Base64URL.encode(SHA256.hash(verifier.utf8))
+    public static func challenge(for verifier: String) -> String? {
+        SHA256.hash(verifier.utf8).map(Base64URL.encode)
     }
 }
 

@@ -1,3 +1,4 @@
+import Cryptography
 import Threading
 import RPCCore
 import WizardContract
@@ -105,12 +106,12 @@ public actor SignInManager {
         /// Device code flow: the polling task (no listener).
         let poller: MutexBox<Task<Void, Never>?> = MutexBox(nil)
 
-        init(id: String, plan: SignInPlan, redirectURI: String, expiresAt: String) {
+        init(id: String, plan: SignInPlan, redirectURI: String, expiresAt: String, pkce: PKCE?) {
             self.id = id
             self.plan = plan
             self.state = RandomToken.make(bytes: 24)
             self.nonce = plan.usesNonce ? RandomToken.make(bytes: 24) : nil
-            self.pkce = plan.usesPKCE ? PKCE() : nil
+            self.pkce = pkce
             self.redirectURI = redirectURI
             self.expiresAt = expiresAt
             self.consentState = plan.consentLeg == nil ? nil : RandomToken.make(bytes: 24)
@@ -135,6 +136,14 @@ public actor SignInManager {
 
     public func start(_ plan: SignInPlan, now: Double, isoDate: @Sendable (Double) -> String) async throws(RPCError) -> StartSignIn.Result {
         let id = RandomToken.make(bytes: 12)
+        var pkce: PKCE?
+        if plan.usesPKCE {
+            guard let made = PKCE() else {
+                throw RPCError(.internalError, "The sign-in needs OpenSSL's libcrypto, which cannot be loaded.",
+                               hint: RSAPublicKey.unavailableReason)
+            }
+            pkce = made
+        }
         // The handler needs the session, the session needs the listener's port: bind first.
         let box = MutexBox<Session?>(nil)
         let listener: LoopbackListener
@@ -149,7 +158,7 @@ public actor SignInManager {
             throw RPCError(.internalError, "Cannot open the loopback listener for the sign-in: \(error).")
         }
         let redirectURI = "http://\(plan.redirectHost):\(listener.port)"
-        let session = Session(id: id, plan: plan, redirectURI: redirectURI, expiresAt: isoDate(now + plan.timeoutSeconds))
+        let session = Session(id: id, plan: plan, redirectURI: redirectURI, expiresAt: isoDate(now + plan.timeoutSeconds), pkce: pkce)
         session.listener.withLock { $0 = listener }
         box.withLock { $0 = session }
         sessions[id] = session
@@ -190,7 +199,7 @@ public actor SignInManager {
         let id = RandomToken.make(bytes: 12)
         let plan = SignInPlan(profileId: profileId, system: system, authorizeEndpoint: "", parameters: [], usesPKCE: false,
                               usesNonce: false, timeoutSeconds: expiresIn, finish: { _ throws(RPCError) in [:] })
-        let session = Session(id: id, plan: plan, redirectURI: "", expiresAt: isoDate(now + expiresIn))
+        let session = Session(id: id, plan: plan, redirectURI: "", expiresAt: isoDate(now + expiresIn), pkce: nil)
         sessions[id] = session
         statuses[id] = .waiting
         let task = Task { [weak self] in

@@ -8,11 +8,12 @@ import RPCCore
 import WizardContract
 
 @Suite struct PKCEAndEncodingTests {
-    @Test func s256ChallengeMatchesRFC7636AppendixB() {
+    @Test func s256ChallengeMatchesRFC7636AppendixB() throws {
         #expect(PKCE.challenge(for: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-        let fresh = PKCE()
+        let fresh = try #require(PKCE())
         #expect(fresh.verifier.count == 43)
-        #expect(fresh.verifier != PKCE().verifier)
+        #expect(fresh.verifier != PKCE()?.verifier)
+        #expect(fresh.challenge == PKCE.challenge(for: fresh.verifier))
     }
 
     @Test func base64URLRoundTripsEveryLength() {

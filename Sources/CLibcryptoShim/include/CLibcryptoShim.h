@@ -23,6 +23,9 @@ const char *swcrypto_load(void);
 /// parsed or libcrypto is missing.
 int swcrypto_certificate_inspect(const char *pem, size_t length, swcrypto_certificate_facts *facts);
 
+/// SHA-256 of `length` bytes into `digest` (32 bytes). 0 on success, -1 when libcrypto is missing.
+int swcrypto_sha256(const uint8_t *data, size_t length, uint8_t digest[32]);
+
 /// RSASSA-PKCS1-v1_5 with SHA-256 (JWS "RS256"): checks `signature` over `message` with the
 /// public key (`modulus`, `exponent`: unsigned big-endian). 1 valid, 0 not valid (including a
 /// key OpenSSL refuses), -1 libcrypto is missing.

@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // base64 and base64url without Foundation (jwt-kit uses it too).
+        .package(url: "https://github.com/swift-extras/swift-extras-base64", from: "1.2.0"),
     ],
     targets: [
         // JSON values, RPCError and the base kinds, RPCMethod, ParamsReader: what JSON-RPC needs.
@@ -45,7 +47,7 @@ let package = Package(
         .target(name: "CCurlShim"),
         // OpenSSL's libcrypto, dlopen'ed on first use (certificate digests, RS256 signatures).
         .target(name: "CLibcryptoShim"),
-        .target(name: "HTTP", dependencies: ["CCurlShim", "CLibcryptoShim"]),
+        .target(name: "HTTP", dependencies: ["CCurlShim", "CLibcryptoShim", .product(name: "ExtrasBase64", package: "swift-extras-base64")]),
         // SHA-256 in Swift and RSA signature checks through CLibcryptoShim: no Foundation.
         .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
         .target(name: "XMLTree"),
@@ -56,6 +58,7 @@ let package = Package(
         // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
             "HTTP", "ConnectorCore", "RPCCore", "WizardContract", "Threading",
+            .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,54 +1,22 @@
-/// base64url without padding (RFC 4648 §5), as JWTs and PKCE use it.
+import ExtrasBase64
+
+/// base64url without padding (RFC 4648 §5), as JWTs (RFC 7515 §2) and PKCE use it, through
+/// swift-extras-base64. Strict: only the URL alphabet, no `=` anywhere, and only the canonical
+/// encoding (unused trailing bits zero), so one token has exactly one spelling.
 public enum Base64URL {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let options: Base64.EncodingOptions = [.base64UrlAlphabet, .omitPaddingCharacter]
 
     public static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var i = 0
-        while i + 3 <= bytes.count {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            i += 3
-        }
-        let rest = bytes.count - i
-        if rest == 1 {
-            let n = UInt32(bytes[i]) << 16
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
-        } else if rest == 2 {
-            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
-        }
-        return String(decoding: out, as: UTF8.self)
+        Base64.encodeToString(bytes: bytes, options: options)
     }
 
-    /// Decodes base64url (padding tolerated); nil for anything else.
+    /// nil for anything but canonical unpadded base64url.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        var values: [UInt8] = []
-        values.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): values.append(byte - 65)
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): values.append(byte - 97 + 26)
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): values.append(byte - 48 + 52)
-            case UInt8(ascii: "-"), UInt8(ascii: "+"): values.append(62)
-            case UInt8(ascii: "_"), UInt8(ascii: "/"): values.append(63)
-            case UInt8(ascii: "="): continue
-            default: return nil
-            }
-        }
-        guard values.count % 4 != 1 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i < values.count {
-            let chunk = values[i..<min(i + 4, values.count)]
-            var n: UInt32 = 0
-            for (j, v) in chunk.enumerated() { n |= UInt32(v) << (18 - 6 * j) }
-            out.append(UInt8(n >> 16 & 0xFF))
-            if chunk.count > 2 { out.append(UInt8(n >> 8 & 0xFF)) }
-            if chunk.count > 3 { out.append(UInt8(n & 0xFF)) }
-            i += 4
-        }
-        return out
+        let utf8 = Array(text.utf8)
+        // The library skips '=' in the last group and accepts leftover bits; JWS allows neither.
+        guard !utf8.contains(UInt8(ascii: "=")),
+              let bytes = try? Base64.decode(bytes: utf8, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
+              Base64.encodeToBytes(bytes: bytes, options: options) == utf8 else { return nil }
+        return bytes
     }
 }

@@ -64,6 +64,10 @@ public enum IDTokenValidator {
         guard header["alg"]?.stringValue == "RS256" else {
             throw invalid("The id_token is signed with \(header["alg"]?.stringValue ?? "no algorithm"), not RS256.")
         }
+        // RFC 7515 §4.1.11: extensions named in crit must be understood; this checker knows none.
+        guard header["crit"] == nil else {
+            throw invalid("The id_token's header names critical extensions (crit) this sign-in does not understand.")
+        }
         let kid = header["kid"]?.stringValue
         let candidates = keys.filter { kid == nil || $0.kid == nil || $0.kid == kid }
         let signedPart = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
@@ -89,6 +93,10 @@ public enum IDTokenValidator {
         }
         guard audiences.contains(expect.audience) else {
             throw invalid("The id_token is meant for another application (aud), not this client id.")
+        }
+        // OpenID Connect Core §3.1.3.7: with several audiences, azp must name this client.
+        if audiences.count > 1 || payloadValue["azp"] != nil, payloadValue["azp"]?.stringValue != expect.audience {
+            throw invalid("The id_token was issued to another party (azp), not this client id.")
         }
         guard let exp = payloadValue["exp"].flatMap(number) else { throw invalid("The id_token has no expiry.") }
         guard now <= exp + expect.leewaySeconds else { throw invalid("The id_token has expired.") }

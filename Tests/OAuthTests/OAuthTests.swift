@@ -64,8 +64,11 @@ import WizardContract
         return try! RSAPublicKey(modulus: Array(primitives.modulus), exponent: Array(primitives.publicExponent))
     }
 
-    static func token(_ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256") throws -> String {
-        let header = Base64URL.encode(JSONWriter.bytes(["alg": .string(alg), "kid": .string(kid), "typ": "JWT"]))
+    static func token(_ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256",
+                      extraHeader: JSONObject = [:]) throws -> String {
+        var headerObject: JSONObject = ["alg": .string(alg), "kid": .string(kid), "typ": "JWT"]
+        for member in extraHeader.members { headerObject[member.key] = member.value }
+        let header = Base64URL.encode(JSONWriter.bytes(.object(headerObject)))
         let payload = Base64URL.encode(JSONWriter.bytes(claims))
         let signingInput = header + "." + payload
         let signature = try key.signature(for: Crypto.SHA256.hash(data: Array(signingInput.utf8)), padding: .insecurePKCS1v1_5)
@@ -120,7 +123,48 @@ import WizardContract
         var c = claims
         c["exp"] = .int(Int(now) - 60)
         c["aud"] = ["other", "client-1"]
+        c["azp"] = "client-1"
         _ = try check(c)
+    }
+
+    /// OpenID Connect Core §3.1.3.7: several audiences need azp naming this client, and an azp
+    /// present must be this client.
+    @Test(arguments: [(["other", "client-1"], nil), (["other", "client-1"], "other"), (["client-1"], "other")] as [([String], String?)])
+    func audienceArraysNeedTheAuthorizedParty(_ audiences: [String], _ azp: String?) {
+        var c = claims
+        c["aud"] = .array(audiences.map(JSONValue.string))
+        if let azp { c["azp"] = .string(azp) }
+        let error = #expect(throws: RPCError.self) { try check(c) }
+        #expect(error?.kind == .invalidToken)
+    }
+
+    /// RFC 7515 §4.1.11: a crit header names extensions the checker must understand.
+    @Test func criticalHeaderExtensionsAreRejected() throws {
+        let token = try Self.token(.object(claims), extraHeader: ["crit": ["exp"], "exp": 1])
+        let error = #expect(throws: RPCError.self) { try IDTokenValidator.validate(token, keys: Self.jwks(Self.key, kid: "k1"), expect: expect, now: now) }
+        #expect(error?.message.contains("crit") == true)
+    }
+
+    /// RFC 7515 §2: JWS segments are unpadded base64url. A segment in the other alphabet, with
+    /// padding, or spelt non-canonically is not the same token.
+    @Test func jwtSegmentsMustBeStrictBase64URL() throws {
+        let good = try Self.token(.object(claims))
+        let parts = good.split(separator: ".").map(String.init)
+        let signature = parts[2]
+        var variants: [String] = []
+        variants.append(signature.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"))
+        variants.append(signature + "==")
+        variants.append(String(signature.prefix(10)) + "=" + String(signature.dropFirst(10)))
+        for variant in variants where variant != signature {
+            let token = parts[0] + "." + parts[1] + "." + variant
+            #expect(throws: RPCError.self, "\(variant.prefix(12))…") {
+                try IDTokenValidator.validate(token, keys: Self.jwks(Self.key, kid: "k1"), expect: expect, now: now)
+            }
+        }
+        #expect(Base64URL.decode("QQ") == [0x41])
+        #expect(Base64URL.decode("QR") == nil, "non-canonical: leftover bits set")
+        #expect(Base64URL.decode("QQ==") == nil)
+        #expect(Base64URL.decode("a+b/") == nil)
     }
 
     @Test func jwksWithoutAUsableRSAKeyIsRejected() throws {

@@ -164,7 +164,7 @@ def test_python_loopback_sign_in_and_override(ctx):
 # ---- emacs --------------------------------------------------------------------------------------
 
 def test_emacs(ctx):
-    out = run(["emacs", "--batch", "-l", EXAMPLES / "emacs" / "syncwizard-example.el", "--secret-store", "memory"],
+    out = run(["emacs", "-Q", "--batch", "-l", EXAMPLES / "emacs" / "syncwizard-example.el", "--secret-store", "memory"],
               environment(ctx.binary))
     check(out, r"^Connected to syncwizard ", r"^Created profile Emacs example \([0-9a-f-]{36}\)$",
           r"^SuperOffice: notConfigured, calendar \(exchange\): notConfigured$",

@@ -7,7 +7,9 @@ so-application-token), and gives syncwizard_args(): --ca-file (both CAs), --conn
 host, --dns-server, --secret-store memory. Use it as a context manager; the fakes stop on exit.
 """
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +72,8 @@ class Fakes:
     def __exit__(self, *_):
         self.exchange.stop()
         self.idp.stop()
+        if "SYNCWIZARD_KEEP_TEST_FILES" not in os.environ:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def syncwizard_args(self):
         args = ["--secret-store", "memory", "--ca-file", str(self.ca_file),

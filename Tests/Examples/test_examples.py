@@ -7,7 +7,8 @@ shell-*    Examples/shell/connect-exchange.sh, its output checked
 python-*   Examples/python/wizard.py in a pseudo-terminal (pexpect): a person's answers typed at
            its prompts, the test's browser (browser.sh) playing the SuperOffice sign-in
 emacs      Examples/emacs/syncwizard-example.el in emacs --batch
-Each test has a fresh configuration directory; the fakes are started once. Ends with the line
+Each test has a fresh configuration directory; the fakes are started once. Their files are
+removed at the end unless SYNCWIZARD_KEEP_TEST_FILES is set. Ends with the line
 'N passed, N failed'; exit status 1 when any failed.
 """
 import argparse
@@ -29,9 +30,9 @@ EXAMPLES = ROOT / "Examples"
 BROWSER = ROOT / "Tests" / "Examples" / "browser.sh"
 
 
-def environment(binary, **extra):
+def environment(ctx, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCWIZARD")}
-    env.update(SYNCWIZARD=binary, SYNCWIZARD_CONFIG_DIR=tempfile.mkdtemp(prefix="syncwizard-example-config-"))
+    env.update(SYNCWIZARD=ctx.binary, SYNCWIZARD_CONFIG_DIR=tempfile.mkdtemp(prefix="config-", dir=ctx.fakes.directory))
     env.update(extra)
     return env
 
@@ -52,7 +53,7 @@ def run(command, env, timeout=120):
 # ---- shell ----------------------------------------------------------------------------------------
 
 def shell(ctx, email, **extra):
-    env = environment(ctx.binary, EXCHANGE_EMAIL=email, EXCHANGE_USER="alice", EXCHANGE_DOMAIN="CONTOSO",
+    env = environment(ctx, EXCHANGE_EMAIL=email, EXCHANGE_USER="alice", EXCHANGE_DOMAIN="CONTOSO",
                       EXCHANGE_PASSWORD="Passw0rd!", **extra)
     return run(["bash", EXAMPLES / "shell" / "connect-exchange.sh", *ctx.fakes.syncwizard_args()], env)
 
@@ -114,8 +115,8 @@ def calendar_test_and_next(child):
 def test_python_pasted_sign_in_and_autodiscover(ctx):
     """SuperOffice: the browser 'runs elsewhere', the address it landed on is pasted
     (completeSignIn). Exchange: a wrong password first (error and hint shown), then Autodiscover."""
-    landed = pathlib.Path(tempfile.mkdtemp()) / "landed"
-    env = environment(ctx.binary, SYNCWIZARD_BROWSER=f"bash {BROWSER}", **ctx.fakes.browser_env("landing", landed))
+    landed = ctx.fakes.directory / "landed"
+    env = environment(ctx, SYNCWIZARD_BROWSER=f"bash {BROWSER}", **ctx.fakes.browser_env("landing", landed))
     child = wizard(ctx, env)
     answer(child, "Name of the new profile [Head office]: ", "Head office")
     super_office_provider(child)
@@ -144,7 +145,7 @@ def test_python_pasted_sign_in_and_autodiscover(ctx):
 def test_python_loopback_sign_in_and_override(ctx):
     """SuperOffice: the browser returns to syncwizard's loopback listener (awaitSignIn).
     Exchange: Autodiscover fails (error, hint, attempts shown), a bad then a good EWS URL."""
-    env = environment(ctx.binary, SYNCWIZARD_BROWSER=f"bash {BROWSER}", **ctx.fakes.browser_env("follow"))
+    env = environment(ctx, SYNCWIZARD_BROWSER=f"bash {BROWSER}", **ctx.fakes.browser_env("follow"))
     child = wizard(ctx, env)
     answer(child, "Name of the new profile [Head office]: ", "Branch")
     super_office_provider(child)
@@ -165,7 +166,7 @@ def test_python_loopback_sign_in_and_override(ctx):
 
 def test_emacs(ctx):
     out = run(["emacs", "-Q", "--batch", "-l", EXAMPLES / "emacs" / "syncwizard-example.el", "--secret-store", "memory"],
-              environment(ctx.binary))
+              environment(ctx))
     check(out, r"^Connected to syncwizard ", r"^Created profile Emacs example \([0-9a-f-]{36}\)$",
           r"^SuperOffice: notConfigured, calendar \(exchange\): notConfigured$",
           r"^Cannot move on yet \(stepIncomplete\):$",

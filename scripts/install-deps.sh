@@ -2,15 +2,16 @@
 # Installs what syncwizard needs on Debian 12 and is missing. Everything it prints goes to
 # stderr, so `make run` can keep stdout for the protocol.
 #   scripts/install-deps.sh          runtime and build packages
-#   scripts/install-deps.sh --test   also what the tests need (apt and PyPI)
+#   scripts/install-deps.sh --test   also what the tests need (apt and PyPI; emacs-nox and pexpect
+#                                    drive the example front ends in Examples/)
 set -eu
 exec 1>&2
 
 packages="libsecret-1-0 libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver"
-    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego selenium"
+    packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox"
+    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego selenium pexpect"
 fi
 
 missing=""

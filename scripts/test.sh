@@ -10,6 +10,10 @@ bin="$(swift build --show-bin-path "$@")/syncwizard"
 scripts/sync-docs.sh --check --bin "$bin"
 # The READMEs' shell sessions, run verbatim; their output must be what the READMEs show.
 python3 Tests/Docs/readme_sessions.py --bin "$bin"
+# The generated client types are what scripts/generate-python-types.py makes from openrpc.json now.
+scripts/generate-python-types.py --check
+# Every example front end in Examples/, end to end against this syncwizard and the test fakes.
+python3 Tests/Examples/test_examples.py --bin "$bin"
 # The hardening suite (thousands of malformed inputs, kill -9 rounds, keyring restarts) runs on
 # its own afterwards, so its load does not starve the timing-sensitive tests of the main run.
 # --no-parallel: many tests drive real processes and servers with blocking calls; one at a time

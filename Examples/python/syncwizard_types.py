@@ -522,7 +522,8 @@ class StartSignInParams(TypedDict):
     flow: NotRequired[Literal['browser', 'deviceCode']]
     # Pre-fills the user name on the provider's page.
     loginHint: NotRequired[str | None]
-    # Microsoft only: tenant-wide admin consent.
+    # Microsoft only: tenant-wide admin consent (/TENANT/v2.0/adminconsent, then code + PKCE in
+    # the same browser tab; no client secret needed).
     adminConsent: NotRequired[bool]
 
 

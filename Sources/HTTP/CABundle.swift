@@ -3,21 +3,21 @@ import CCurlShim
 import Glibc
 #endif
 
-/// Trust anchors for a client with an extra CA file: the system's plus that file.
+/// Trust anchors for a client with an extra CA file: the system's plus that file, handed to
+/// libcurl in memory (CURLOPT_CAINFO_BLOB, libcurl >= 7.77): no temporary file that a
+/// `kill -9` could leave behind.
 ///
-/// CURLOPT_CAINFO replaces libcurl's default bundle, so naming only the extra file could
-/// drop the system anchors. Two ways keep both:
-/// - `caPath` set: CAINFO is (a private copy of) the extra file and CAPATH the system's hashed
-///   directory. OpenSSL looks CAPATH entries up lazily, so a handshake parses one file, not
-///   the whole bundle (50 new connections: 0.4 s instead of 1.3 s on the driver thread).
-/// - `caPath` nil, when there is no hashed system directory: CAINFO is one combined file,
-///   system bundle first.
+/// CAINFO (and CAINFO_BLOB) replace libcurl's default bundle, so naming only the extra file
+/// could drop the system anchors. Two ways keep both:
+/// - `caPath` set: the blob is the extra file and CAPATH the system's hashed directory. OpenSSL
+///   looks CAPATH entries up lazily, so a handshake parses one small blob, not the whole
+///   bundle (50 new connections: 0.4 s instead of 1.3 s on the driver thread).
+/// - `caPath` nil, when there is no hashed system directory: one combined blob, system bundle first.
 final class CABundle: Sendable {
-    /// For CURLOPT_CAINFO.
-    let path: String
-    /// For CURLOPT_CAPATH, or nil when `path` holds the system anchors too.
+    /// For CURLOPT_CAINFO_BLOB (PEM).
+    let pem: [UInt8]
+    /// For CURLOPT_CAPATH, or nil when `pem` holds the system anchors too.
     let caPath: String?
-    private let directory: String
 
     init(extraFile: String, useSystemDirectory: Bool = true) throws(HTTPError) {
         guard let extra = LocalFiles.readUTF8(extraFile) else {
@@ -26,28 +26,12 @@ final class CABundle: Sendable {
         guard extra.contains("-----BEGIN CERTIFICATE-----") else {
             throw .invalidConfiguration(reason: "the CA file \(extraFile) holds no PEM certificate")
         }
-
         caPath = useSystemDirectory ? CABundle.hashedSystemDirectory() : nil
         var contents = extra
         if caPath == nil, let system = CABundle.systemBundlePath().flatMap(LocalFiles.readUTF8) {
             contents = system + (system.hasSuffix("\n") ? "" : "\n") + extra
         }
-
-        let template = LocalFiles.temporaryDirectory() + "syncwizard-ca.XXXXXX"
-        var buffer = Array(template.utf8CString)
-        guard let made = mkdtemp(&buffer) else {
-            throw .invalidConfiguration(reason: "cannot create a temporary directory for the CA bundle")
-        }
-        directory = String(cString: made)
-        path = directory + "/ca-bundle.pem"
-        guard LocalFiles.writeAtomically(contents + "\n", to: path) else {
-            LocalFiles.removeDirectory(directory)
-            throw .invalidConfiguration(reason: "cannot write the CA bundle")
-        }
-    }
-
-    deinit {
-        LocalFiles.removeDirectory(directory)
+        pem = Array((contents + "\n").utf8)
     }
 
     /// The bundle libcurl uses by default (CURLINFO_CAINFO, libcurl >= 7.84).
@@ -80,7 +64,7 @@ final class CABundle: Sendable {
     }
 }
 
-/// The few file operations the CA bundle needs, on POSIX calls: Foundation's would load
+/// The few file reads the CA bundle needs, on POSIX calls: Foundation's would load
 /// libFoundation and ICU into every process at start-up (about 6 MiB and 4 ms).
 enum LocalFiles {
     /// The whole file as UTF-8 (a leading byte order mark dropped), or nil when it cannot be
@@ -104,44 +88,6 @@ enum LocalFiles {
         return String(validating: body, as: UTF8.self)
     }
 
-    /// Writes `text` to a new file beside `path`, then renames it over `path`.
-    static func writeAtomically(_ text: String, to path: String) -> Bool {
-        let temporary = path + ".partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { return false }
-        var written = true
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let count = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    written = false
-                    return
-                }
-                offset += count
-            }
-        }
-        if close(fd) != 0 { written = false }
-        guard written, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            return false
-        }
-        return true
-    }
-
-    /// $TMPDIR (else /tmp) ending in "/", as `FileManager.temporaryDirectory` gives it: a
-    /// relative $TMPDIR is taken from the working directory, an empty one is "/".
-    static func temporaryDirectory() -> String {
-        guard var value = getenv("TMPDIR").map({ String(cString: $0) }) else { return "/tmp/" }
-        if !value.isEmpty && !value.hasPrefix("/"), let cwd = getcwd(nil, 0) {
-            value = String(cString: cwd) + "/" + value
-            free(cwd)
-        }
-        return value.hasSuffix("/") ? value : value + "/"
-    }
-
     /// Names in `directory` (without "." and ".."), or nil when it cannot be listed.
     static func contentsOfDirectory(_ directory: String) -> [String]? {
         guard let stream = opendir(directory) else { return nil }
@@ -160,13 +106,5 @@ enum LocalFiles {
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
-    }
-
-    /// Removes `directory` and the files in it (the CA bundle's private directory is flat).
-    static func removeDirectory(_ directory: String) {
-        for name in contentsOfDirectory(directory) ?? [] {
-            unlink(directory + "/" + name)
-        }
-        rmdir(directory)
     }
 }

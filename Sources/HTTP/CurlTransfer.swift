@@ -51,7 +51,7 @@ final class CurlTransfer: @unchecked Sendable {
     let easy: UnsafeMutableRawPointer
     private let limit: Int
     private let wantsCertificate: Bool
-    private let caBundle: CABundle?  // the file CAINFO names must outlive the handle
+    private let caBundle: CABundle?
     private var slists: [UnsafeMutablePointer<curl_slist>] = []
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private var requestBody: UnsafeMutableBufferPointer<UInt8>?
@@ -115,7 +115,7 @@ final class CurlTransfer: @unchecked Sendable {
         try set(CURLOPT_CONNECTTIMEOUT_MS, spec.connectTimeoutMs)
         // Proxies come from https_proxy/no_proxy: libcurl reads them unless CURLOPT_PROXY is set.
         if let caBundle {
-            try set(CURLOPT_CAINFO, string: caBundle.path)
+            try set(CURLOPT_CAINFO_BLOB, blob: caBundle.pem)
             if let caPath = caBundle.caPath { try set(CURLOPT_CAPATH, string: caPath) }
         }
         if !configuration.connectTo.isEmpty {
@@ -241,6 +241,16 @@ final class CurlTransfer: @unchecked Sendable {
     /// libcurl copies string options, so a temporary C string is enough.
     private func set(_ option: CURLoption, string: String) throws(HTTPError) {
         let code = string.withCString { ccurl_easy_setopt_pointer(easy, option, $0) }
+        try check(code)
+    }
+
+    /// A blob libcurl copies (CURL_BLOB_COPY), so the bytes need not outlive the call.
+    private func set(_ option: CURLoption, blob bytes: [UInt8]) throws(HTTPError) {
+        var bytes = bytes
+        let code = bytes.withUnsafeMutableBytes { raw in
+            var blob = curl_blob(data: raw.baseAddress, len: raw.count, flags: UInt32(CURL_BLOB_COPY))
+            return withUnsafePointer(to: &blob) { ccurl_easy_setopt_pointer(easy, option, $0) }
+        }
         try check(code)
     }
 

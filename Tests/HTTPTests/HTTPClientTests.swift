@@ -239,16 +239,28 @@ import Testing
         }
     }
 
+    /// The bundle lives in memory (CURLOPT_CAINFO_BLOB): nothing in $TMPDIR for a kill -9 to leave.
+    @Test func caBundleWritesNoTemporaryFile() throws {
+        let directory = NSTemporaryDirectory() + "ca-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        setenv("TMPDIR", directory, 1)
+        defer { unsetenv("TMPDIR") }
+        _ = try CABundle(extraFile: server.ports.caFile)
+        _ = try CABundle(extraFile: server.ports.caFile, useSystemDirectory: false)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+
     @Test func extraCAFileIsAddedToTheSystemAnchors() throws {
         let extra = try String(contentsOfFile: server.ports.caFile, encoding: .utf8)
         let bundle = try CABundle(extraFile: server.ports.caFile)
-        #expect(try String(contentsOfFile: bundle.path, encoding: .utf8).contains(extra))
+        #expect(String(decoding: bundle.pem, as: UTF8.self).contains(extra))
         // Debian's libcurl has a hashed /etc/ssl/certs; the system anchors come from there.
         #expect(bundle.caPath == CABundle.hashedSystemDirectory())
 
         // Without a hashed directory: one file, system bundle first.
         let combined = try CABundle(extraFile: server.ports.caFile, useSystemDirectory: false)
-        let text = try String(contentsOfFile: combined.path, encoding: .utf8)
+        let text = String(decoding: combined.pem, as: UTF8.self)
         #expect(combined.caPath == nil)
         #expect(text.contains(extra))
         if let system = CABundle.systemBundlePath(), let anchors = try? String(contentsOfFile: system, encoding: .utf8) {

@@ -2,12 +2,20 @@ import CCurlShim
 
 /// Scheme, host and port of a request URL, parsed by libcurl's own URL parser so that what
 /// we check is exactly what libcurl will connect to.
-struct RequestTarget {
-    var scheme: String
-    var host: String
-    var port: Int
+public struct RequestTarget: Sendable {
+    public var scheme: String
+    public var host: String
+    public var port: Int
 
-    init(url: String) throws(HTTPError) {
+    /// The lowercased host libcurl would connect to for an https URL, or nil (not https, not a
+    /// URL libcurl accepts, user info in it). Decisions about where credentials may go are made
+    /// on this, never on a second parser that could read the same text another way.
+    public static func httpsHost(of url: String) -> String? {
+        guard let target = try? RequestTarget(url: url), target.scheme == "https" else { return nil }
+        return target.host.lowercased()
+    }
+
+    public init(url: String) throws(HTTPError) {
         try loadCurl()
         guard !url.containsControlCharacter, let handle = sw_curl_url() else {
             throw .invalidRequest(reason: "the URL is not valid")

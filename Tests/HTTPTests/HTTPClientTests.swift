@@ -363,3 +363,15 @@ import Testing
         return Data(base64Encoded: body)
     }
 }
+
+/// The host that decides where credentials may go is the one libcurl connects to.
+@Suite struct RequestTargetTests {
+    @Test func httpsHostIsLibcurlsReading() {
+        #expect(RequestTarget.httpsHost(of: "https://MAIL.Contoso.test:443/EWS/Exchange.asmx") == "mail.contoso.test")
+        // libcurl reads a hexadecimal IPv4 shorthand as the address it is; a text parser sees a name.
+        #expect(RequestTarget.httpsHost(of: "https://0x7f.1/autodiscover/autodiscover.xml") == "127.0.0.1")
+        #expect(RequestTarget.httpsHost(of: "http://mail.contoso.test/") == nil)
+        #expect(RequestTarget.httpsHost(of: "https://alice:pw@mail.contoso.test/") == nil)
+        #expect(RequestTarget.httpsHost(of: "https://mail.contoso.test\r\n.evil.test/") == nil)
+    }
+}

@@ -243,7 +243,8 @@ final class AutodiscoverRun: Sendable {
 
     /// An authenticated POX POST, following redirectUrl answers and HTTP redirects under the rules.
     func post(url: String, email: String, viaRedirect: Bool) async -> CandidateResult {
-        guard let host = HTTPSURL.host(of: url) else {
+        // The host libcurl will connect to (its own URL parser), not a second reading of the text.
+        guard let host = RequestTarget.httpsHost(of: url) else {
             record(url: url, method: "POST", outcome: "rejected", detail: "not an https URL; credentials are only sent over https", durationMs: 0)
             return .failed(.other)
         }
@@ -330,7 +331,7 @@ final class AutodiscoverRun: Sendable {
             record(url: url, method: "GET", outcome: "httpStatus", detail: "HTTP \(response.status), no redirect", durationMs: watch.elapsedMs)
             return .failed(.other)
         }
-        guard HTTPSURL.host(of: location) != nil else {
+        guard RequestTarget.httpsHost(of: location) != nil else {
             record(url: url, method: "GET", outcome: "rejected", detail: "redirect to \(location) is not https; not followed", durationMs: watch.elapsedMs)
             return .failed(.other)
         }

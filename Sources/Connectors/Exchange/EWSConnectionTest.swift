@@ -54,7 +54,7 @@ public struct EWSConnectionTest: Sendable {
     }
 
     func getCalendarFolder(account: ExchangeAccount, ewsUrl: String) async throws(RPCError) -> String {
-        guard let host = HTTPSURL.host(of: ewsUrl) else {
+        guard let host = RequestTarget.httpsHost(of: ewsUrl) else {
             throw RPCError(.endpointInvalid, "The EWS URL is not an https URL.", details: ["field": "ewsUrl"])
         }
         var headers = HTTPHeaders()
@@ -69,7 +69,7 @@ public struct EWSConnectionTest: Sendable {
 
     func checkOfflineAddressBook(account: ExchangeAccount, oabUrl: String) async throws(RPCError) -> String {
         let manifest = oabUrl.lowercased().hasSuffix(".xml") ? oabUrl : (oabUrl.hasSuffix("/") ? oabUrl : oabUrl + "/") + "oab.xml"
-        guard let host = HTTPSURL.host(of: manifest) else {
+        guard let host = RequestTarget.httpsHost(of: manifest) else {
             throw RPCError(.endpointInvalid, "The Offline Address Book URL is not an https URL.", details: ["field": "oabUrl"])
         }
         let request = HTTPRequest(method: "GET", url: manifest, timeoutSeconds: timeoutSeconds, maxResponseBytes: 4 << 20,

@@ -265,6 +265,10 @@ public struct FrameParser {
             guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(value) else {
                 return .failure(HeaderProblem(message: "Content-Length must be a decimal number of bytes."))
             }
+            // RFC 9110 §8.6: repeats must agree, otherwise the message's end is ambiguous.
+            if let earlier = length, earlier != n {
+                return .failure(HeaderProblem(message: "The header block has two different Content-Length values."))
+            }
             length = n
         }
         guard let length else {

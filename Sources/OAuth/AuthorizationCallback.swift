@@ -29,6 +29,10 @@ public enum AuthorizationCallback: Sendable, Equatable {
         guard !query.isEmpty, let parameters = FormEncoding.parseQuery(query) else {
             return .failure(.notARedirect("the URL carries no authorization answer (no code or error parameter)"))
         }
+        // RFC 6749 §3.1: a parameter must not appear twice; which one would count is ambiguous.
+        if let names = FormEncoding.parameterNames(query), Set(names).count != names.count {
+            return .failure(.notARedirect("a parameter appears more than once (RFC 6749 §3.1)"))
+        }
         if let error = parameters["error"], !error.isEmpty {
             return .success(.error(error: error, description: parameters["error_description"], state: parameters["state"]))
         }

@@ -257,8 +257,12 @@ public struct XMLTreeParser {
             case "apos": out.append("'")
             case let name:
                 var value: UInt32?
-                if name.hasPrefix("#x") { value = UInt32(name.dropFirst(2), radix: 16) }
-                else if name.hasPrefix("#") { value = UInt32(name.dropFirst(1)) }
+                // Digits only: UInt32(_:radix:) would also take a sign ("&#+65;").
+                func digits(_ text: Substring, hex: Bool) -> Bool {
+                    !text.isEmpty && text.utf8.count <= 8 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (hex && (0x41...0x46).contains($0 & 0xDF)) }
+                }
+                if name.hasPrefix("#x"), digits(name.dropFirst(2), hex: true) { value = UInt32(name.dropFirst(2), radix: 16) }
+                else if name.hasPrefix("#"), digits(name.dropFirst(1), hex: false) { value = UInt32(name.dropFirst(1)) }
                 guard let value, value != 0, let unicode = Unicode.Scalar(value) else {
                     throw XMLParseError(reason: "unknown entity '&\(name);'", offset: start)
                 }

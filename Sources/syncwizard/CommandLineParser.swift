@@ -42,6 +42,13 @@ struct CommandLineParser {
             if argument == "--help" || argument == "-h" { return .help }
             if argument == "--help-markdown" { return .helpMarkdown }
             if argument == "--version" { return .version }
+            // "--" ends the options; this command takes nothing after them.
+            if argument == "--" {
+                if let extra = iterator.next() {
+                    throw UsageError(message: "Unexpected argument '\(extra)': \(commandName) takes options only.")
+                }
+                break
+            }
             guard argument.hasPrefix("--"), argument.count > 2 else {
                 throw UsageError(message: argument.hasPrefix("-") && argument != "-"
                     ? "Unknown option '\(argument)'."
@@ -64,6 +71,14 @@ struct CommandLineParser {
             }
             guard let value = inlineValue ?? iterator.next() else {
                 throw UsageError(message: "Missing value for '--\(name) <\(option.valueName)>'.")
+            }
+            // "--config-dir --log-level debug" forgot the directory: never take an option as a value.
+            if inlineValue == nil, value.hasPrefix("--") {
+                throw UsageError(message: "Missing value for '--\(name) <\(option.valueName)>' (got the option '\(value)'; write --\(name)=VALUE for a value that starts with --).")
+            }
+            // "--config-dir=" would mean the current directory or the root, depending on who reads it.
+            guard !value.isEmpty else {
+                throw UsageError(message: "'--\(name)' needs a value: <\(option.valueName)> is empty.")
             }
             if values[name] != nil, !option.repeatable {
                 throw UsageError(message: "'--\(name)' was given more than once.")

@@ -11,6 +11,7 @@ import Threading
 import Wizard
 import RPCCore
 import WizardContract
+import Dispatch
 
 /// `syncwizard`: serves the "Configure Systems" step over JSON-RPC 2.0 on stdin/stdout.
 struct ServeCommand {
@@ -210,9 +211,9 @@ struct ServeCommand {
         let server = JSONRPCServer(table: table, output: output, trace: trace, configuration: configuration, logger: logger)
         // Input ended: close every sign-in listener before the process goes.
         server.onClose {
-            let done = DispatchSemaphoreLite()
+            let done = DispatchSemaphore(value: 0)
             Task { await service.close(); done.signal() }
-            done.wait(seconds: 2)
+            _ = done.wait(timeout: .now() + 2)
         }
         logger.info("Serving on stdin/stdout; profiles in \(directory); secrets in \(secrets.name).")
         let status = server.run(inputFD: STDIN_FILENO)
@@ -243,21 +244,5 @@ extension String {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
-    }
-}
-
-/// Waits on a dedicated (non-pool) thread for a task to finish, with a bound.
-final class DispatchSemaphoreLite: Sendable {
-    private let lock = ConditionLock()
-    private let flag = MutexBox(false)
-    func signal() {
-        lock.withLock { flag.withLock { $0 = true } }
-        lock.broadcast()
-    }
-    func wait(seconds: Double) {
-        let deadline = monotonicSeconds() + seconds
-        lock.withLock {
-            while !flag.withLock({ $0 }), monotonicSeconds() < deadline { lock.wait(untilMonotonic: deadline) }
-        }
     }
 }

@@ -23,7 +23,7 @@ import XMLTree
     @Test(arguments: [
         "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>",
         "<x>&unknown;</x>", "<x><y></x>", "<x a=1/>", "<p:x/>", "<x></x><y/>", "", "<x>",
-        "<x a=\"<\"/>", "<x>&#0;</x>",
+        "<x a=\"<\"/>", "<x>&#0;</x>", "<x>&#+65;</x>", "<x>&#x+41;</x>", "<x>&#x-0;</x>", "<x>&#;</x>",
     ])
     func rejectsWhatIsNotPlainXML(_ text: String) {
         #expect(throws: XMLParseError.self) { try XMLTreeParser.parse(text) }

@@ -142,7 +142,8 @@ import WizardContract
         #expect(events == [.tooLarge(.contentLength, declaredLength: 5000), .message(ping, .contentLength)])
     }
 
-    @Test(arguments: ["Content-Type: x\r\n\r\n", "Content-Length: ten\r\n\r\n", "Content-Length: -1\r\n\r\n", "Content-Length 4\r\n\r\n"])
+    @Test(arguments: ["Content-Type: x\r\n\r\n", "Content-Length: ten\r\n\r\n", "Content-Length: -1\r\n\r\n", "Content-Length 4\r\n\r\n",
+                      "Content-Length: 2\r\nContent-Length: 3\r\n\r\n"])
     func unusableHeadersAreReported(_ header: String) {
         var parser = FrameParser(maximumMessageBytes: 1024)
         let events = parser.feed(Array(header.utf8) + ping + [0x0A])
@@ -150,6 +151,13 @@ import WizardContract
             Issue.record("expected a bad header, got \(events)")
             return
         }
+    }
+
+    /// RFC 9110 §8.6: the same Content-Length twice is one length.
+    @Test func repeatedEqualContentLengthIsOneLength() {
+        var parser = FrameParser(maximumMessageBytes: 1024)
+        let header = "Content-Length: \(ping.count)\r\ncontent-length: \(ping.count)\r\n\r\n"
+        #expect(parser.feed(Array(header.utf8) + ping) == [.message(ping, .contentLength)])
     }
 
     @Test func finalLineWithoutNewlineCountsAtEOF() {

@@ -30,6 +30,10 @@ import WizardContract
         #expect(FormEncoding.parseQuery("a=1+2&b=%C3%A9&a=3&c") == ["a": "1 2", "b": "é", "c": ""])
         #expect(FormEncoding.parseQuery("a=%zz") == nil)
         #expect(FormEncoding.parseQuery("a=%C3") == nil)
+        // Two hex digits exactly: a sign is not a digit.
+        #expect(FormEncoding.parseQuery("a=%+f") == nil)
+        #expect(FormEncoding.parseQuery("a=%-0") == nil)
+        #expect(FormEncoding.decode("%41%6a") == "Aj")
     }
 
     @Test func callbacksAreReadFromTargetsAndPastedURLs() {
@@ -40,6 +44,9 @@ import WizardContract
         #expect(AuthorizationCallback.parse("/?admin_consent=True&tenant=t&state=s")
                 == .success(.code(code: "", state: "s", extra: ["admin_consent": "True", "tenant": "t"])))
         #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/favicon.ico").get() }
+        // RFC 6749 §3.1: repeated parameters are not an answer.
+        #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/?code=a&state=s&code=b").get() }
+        #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/?code=a&state=s&state=t").get() }
         #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/?code=%").get() }
     }
 

@@ -56,8 +56,10 @@ public struct OAuthErrorResponse: Sendable, Equatable {
         if let first = codes.first { return first }
         // The standard library's firstRange(of:), not Foundation's range(of:), which would load Foundation.
         guard let utf8 = description?.utf8, let marker = utf8.firstRange(of: "AADSTS".utf8) else { return nil }
-        // At most 7 digits: AADSTS numbers are that short, and a longer run cannot overflow Int.
-        return Int(String(decoding: utf8[marker.upperBound...].prefix { (0x30...0x39).contains($0) }.prefix(7), as: UTF8.self))
+        // AADSTS numbers have 1 to 7 digits; a longer run or 0 is not one (and cannot overflow Int).
+        let digits = utf8[marker.upperBound...].prefix { (0x30...0x39).contains($0) }
+        guard (1...7).contains(digits.count), let number = Int(String(decoding: digits, as: UTF8.self)), number > 0 else { return nil }
+        return number
     }
 }
 

@@ -100,6 +100,13 @@ import WizardContract
         #expect(tokens.forgets.withLock { $0 } == 1)
     }
 
+    /// Fuzz finding said-first-line: Microsoft's description keeps its first line only, even
+    /// with CRLF line ends (one Character in Swift).
+    @Test func microsoftErrorsQuoteTheFirstLineOfTheDescription() {
+        let error = Microsoft365.error(OAuthErrorResponse(error: "access_denied", description: "The user said no.\r\nTrace ID: 1\r\nCorrelation ID: 2"))
+        #expect(error.message == "The sign-in was declined: The user said no.")
+    }
+
     // MARK: Google
 
     @Test func googleDirectoryWithoutItsScopeAsksForSelectAll() async {

@@ -17,6 +17,8 @@ import WizardContract
         (#","expires_in":900,"interval":1e999"#, 900.0, 5.0),
         (#","expires_in":-20,"interval":-3"#, 10.0, 1.0),
         (#","expires_in":"600","interval":"abc""#, 600.0, 5.0),
+        // Fuzz finding trim-crlf: "\r\n" around a number is whitespace.
+        (#","expires_in":"600\r\n","interval":"7\r\n""#, 600.0, 7.0),
         (#","expires_in":null,"interval":{}"#, 900.0, 5.0),
         (#","expires_in":1e-400,"interval":100000"#, 10.0, 300.0),
         ("", 900.0, 5.0),
@@ -48,8 +50,11 @@ import WizardContract
         let json = try JSONParser.parse(Array(#"{"error":"invalid_grant","error_codes":[1e19,-4,99999999999999999999,65001],"error_description":"AADSTS99999999999999999999999: x"}"#.utf8))
         let error = try #require(OAuthErrorResponse(json: json))
         #expect(error.codes == [65001])
-        let long = OAuthErrorResponse(error: "x", description: "AADSTS99999999999999999999999: x")
-        #expect(long.aadsts == 9_999_999)
+        // Fuzz finding aadsts-zero: only 1 to 7 digits, and not 0, are an AADSTS number.
+        #expect(OAuthErrorResponse(error: "x", description: "AADSTS99999999999999999999999: x").aadsts == nil)
+        #expect(OAuthErrorResponse(error: "", description: "AADSTS0").aadsts == nil)
+        #expect(OAuthErrorResponse(error: "", description: "AADSTS00065001: x").aadsts == nil)
+        #expect(OAuthErrorResponse(error: "", description: "AADSTS7000218: x").aadsts == 7_000_218)
     }
 
     @Test func sleepsNeverTrap() {

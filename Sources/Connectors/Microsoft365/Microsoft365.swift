@@ -176,7 +176,11 @@ public struct Microsoft365: OAuthProvider {
         let code = response.aadsts
         var details: JSONObject = ["error": .string(response.error)]
         if let code { details["aadsts"] = .int(code) }
-        let said = response.description.map { String($0.prefix { $0 != "\r" && $0 != "\n" }) }
+        // The first line only (Microsoft appends Trace ID, Correlation ID and Timestamp lines),
+        // cut by scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
+        let said = response.description.map { text in
+            String(String.UnicodeScalarView(text.unicodeScalars.prefix { $0 != "\r" && $0 != "\n" })).clipped(toBytes: 300)
+        }
         switch code {
         case 90094?, 90093?, 90095?, 65001?, 900941?:
             return RPCError(.adminApprovalRequired, "Microsoft says the app needs admin approval (AADSTS\(code!)).",

@@ -18,7 +18,7 @@ let package = Package(
     products: [
         .executable(name: "syncwizard", targets: ["syncwizard"]),
         // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
-        .library(name: "SyncwizardParsing", targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth"]),
+        .library(name: "SyncwizardParsing", targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth", "Microsoft365Connector", "Threading"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),

@@ -33,5 +33,9 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
+        .executableTarget(name: "FuzzTokenResponses", dependencies: [
+            "FuzzSupport",
+            .product(name: "SyncwizardParsing", package: "syncwizard"),
+        ]),
     ]
 )

@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 60 s, all targets
 #
 # Targets: FuzzMessages (framing, decoding, params of every method), FuzzExchangeXML (Autodiscover
-# POX and EWS SOAP answers), FuzzOAuthCallback (redirects, query strings, JWKS, id_tokens).
+# POX and EWS SOAP answers), FuzzOAuthCallback (redirects, query strings, JWKS, id_tokens),
+# FuzzTokenResponses (token, device code and error bodies from identity providers).
 #
 # Each target first replays its inputs in Fuzz/regressions/<target>/ (any failure fails the run),
 # then runs over a working corpus in Fuzz/.build/fuzz-corpus/<target>/ (seeded from, and
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 fuzz=$root/Fuzz
-all_targets=(FuzzMessages FuzzExchangeXML FuzzOAuthCallback)
+all_targets=(FuzzMessages FuzzExchangeXML FuzzOAuthCallback FuzzTokenResponses)
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Arrows point one way: syncwizard → Wizard → Keyring/JSONRPC → Threading/C shims;
+// Arrows point one way: syncwizard → Wizard → Keyring/JSONRPC/DNS → Threading/C shims;
 // WizardProtocol (types only, no dependencies) is used by all.
 let package = Package(
     name: "syncwizard",
@@ -37,7 +37,10 @@ let package = Package(
         // SHA-256 in Swift and RSA signature checks through CLibcryptoShim: no Foundation.
         .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
         .target(name: "XMLTree"),
-        .target(name: "DNS", dependencies: ["Threading"]),
+        // glibc's stub resolver (res_nsend on a private res_state; libc) and its message parser
+        // (ns_initparse, ns_parserr; libresolv, linked: a 60 KB library of libc's own).
+        .target(name: "CResolvShim", linkerSettings: [.linkedLibrary("resolv")]),
+        .target(name: "DNS", dependencies: ["CResolvShim", "Threading"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through libcrypto).
         .target(name: "OAuth", dependencies: [
@@ -61,7 +64,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "syncwizard", dependencies: [
-            "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading",
+            "Wizard", "JSONRPC", "Keyring", "WizardProtocol", "SuperOfficeConnector", "Threading", "DNS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TestSupport", dependencies: ["WizardProtocol", "JSONRPC"], path: "Tests/TestSupport"),
@@ -69,7 +72,7 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: [
             "JSONRPC", "WizardProtocol", "Threading", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "DNS", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "HTTP", "XMLTree", "WizardProtocol", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(name: "OAuthTests", dependencies: [
             "OAuth", "Cryptography", "WizardProtocol", "TestSupport", "Threading",
@@ -77,6 +80,8 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
+        // SRV lookups against dnsmasq and Tests/Fixtures/dns/odd_dns.py on loopback.
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "Threading"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "WizardProtocol", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["WizardProtocol", "TestSupport"]),

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DNS
 import JSONRPC
 import Keyring
 import Logging
@@ -42,7 +43,7 @@ struct ServeCommand {
               help: "Connect to another address for a host name, as libcurl's CONNECT_TO, e.g. mail.contoso.com:443:10.0.0.5:443; TLS is still verified against HOST (env SYNCWIZARD_CONNECT_TO, comma separated).",
               repeatable: true),
         .init(name: "dns-server", valueName: "IP[:PORT]",
-              help: "DNS server for Autodiscover's SRV lookup (env SYNCWIZARD_DNS_SERVER; default: /etc/resolv.conf)."),
+              help: "DNS server for Autodiscover's SRV lookup: IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT (env SYNCWIZARD_DNS_SERVER; default: every nameserver of /etc/resolv.conf)."),
         .init(name: "autodiscover-budget", valueName: "seconds",
               help: "Seconds Autodiscover may take in all before it gives up.", defaultValue: "15"),
         .init(name: "superoffice-host", valueName: "ENV=HOST",
@@ -127,6 +128,9 @@ struct ServeCommand {
         }
         for entry in connectToEntries where entry.split(separator: ":", omittingEmptySubsequences: false).count != 4 {
             throw UsageError(message: "'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
+        }
+        if let server = dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"), SRVResolver.parseServer(server) == nil {
+            throw UsageError(message: "--dns-server (or SYNCWIZARD_DNS_SERVER) takes IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535, not '\(server)'.")
         }
         guard maxMessageBytes >= 1024 else {
             throw UsageError(message: "--max-message-bytes must be at least 1024.")

@@ -44,9 +44,10 @@ enum LoopbackDNS {
         return try result!.get()
     }
 
-    /// Ends a fixture process without blocking the caller.
+    /// Ends a fixture process without blocking the caller. SIGKILL, because a child spawned
+    /// from a test thread inherits its blocked signals, SIGTERM included (dnsmasq would stay).
     static func stop(_ process: Process) {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         Thread.detachNewThread { process.waitUntilExit() }
     }
 }

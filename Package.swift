@@ -8,7 +8,7 @@ import PackageDescription
 //                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardContract)
 //   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
 //   ConnectorCore         → HTTP, WizardContract (checks, error mapping at the edge)
-//   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading
+//   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading (DNS: CResolvShim, glibc's resolver)
 //   JSONRPC               → RPCCore, Threading (framing, dispatch)
 //   WizardContract        → RPCCore (methods, Profile, WizardState, wizard kinds; types only)
 //   RPCCore               → nothing (JSON values, RPCError, RPCMethod, ParamsReader)
@@ -51,7 +51,10 @@ let package = Package(
         // SHA-256 in Swift and RSA signature checks through CLibcryptoShim: no Foundation.
         .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
         .target(name: "XMLTree"),
-        .target(name: "DNS", dependencies: ["Threading"]),
+        // glibc's stub resolver (res_nsend on a private res_state; libc) and its message parser
+        // (ns_initparse, ns_parserr; libresolv, linked: a 60 KB library of libc's own).
+        .target(name: "CResolvShim", linkerSettings: [.linkedLibrary("resolv")]),
+        .target(name: "DNS", dependencies: ["CResolvShim", "Threading"]),
         // EWS SOAP shared by the Exchange and Microsoft 365 connectors.
         .target(name: "EWS", dependencies: ["HTTP", "XMLTree", "RPCCore", "WizardContract"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
@@ -81,7 +84,7 @@ let package = Package(
         // bundle to lose when the binary is copied, no generated file in git, no Foundation.
         resources: [.embedInCode("Resources/openrpc.json")]),
         .executableTarget(name: "syncwizard", dependencies: [
-            "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading",
+            "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading", "DNS",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "TestSupport", dependencies: ["RPCCore", "WizardContract", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),
@@ -101,6 +104,8 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
+        // SRV lookups against dnsmasq and Tests/Fixtures/dns/odd_dns.py on loopback.
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "Threading"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RPCCore", "WizardContract", "TestSupport"]),

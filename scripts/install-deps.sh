@@ -10,7 +10,7 @@ exec 1>&2
 packages="libsecret-1-0 libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox"
+    packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox dnsmasq-base"
     python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego selenium pexpect"
 fi
 

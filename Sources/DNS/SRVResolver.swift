@@ -1,8 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
+import CResolvShim
 import Threading
 
 /// One SRV record (RFC 2782).
@@ -22,72 +21,140 @@ public struct SRVRecord: Sendable, Equatable {
 
 public enum DNSError: Error, Sendable, Equatable, CustomStringConvertible {
     case noServer
+    case invalidServer(String)
+    case invalidName(String)
     case timeout(server: String)
+    case unreachable(server: String, reason: String)
     case malformedResponse(String)
     case serverFailure(rcode: Int)
+    case invalidTarget(String)
 
     public var description: String {
         switch self {
-        case .noServer: "no DNS server is configured (/etc/resolv.conf has no nameserver)"
+        case .noServer: "no DNS server is configured (/etc/resolv.conf cannot be read or names none)"
+        case .invalidServer(let text): "'\(text)' is not a DNS server: give IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535"
+        case .invalidName(let name): "'\(name)' is not a DNS name that can be looked up"
         case .timeout(let server): "the DNS server \(server) did not answer"
+        case .unreachable(let server, let reason): "the DNS server \(server) cannot be reached: \(reason)"
         case .malformedResponse(let why): "the DNS answer is malformed: \(why)"
         case .serverFailure(let rcode): "the DNS server answered with error code \(rcode)"
+        case .invalidTarget(let target): "the SRV record names '\(target)', which is not a host name"
         }
     }
 }
 
-/// SRV lookups over UDP to one server: the system's first nameserver, or one given with
-/// `--dns-server` (tests point it at a loopback server). Socket calls block, so they run on a
-/// dedicated thread, each with a receive timeout.
+/// A DNS server given by address, as `--dns-server` takes it.
+public struct DNSServerAddress: Sendable, Equatable, CustomStringConvertible {
+    public enum Family: Sendable { case ipv4, ipv6 }
+    public let family: Family
+    /// The numeric address as written, without brackets.
+    public let address: String
+    public let port: UInt16
+
+    public var description: String { family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)" }
+
+    /// Calls `body` with this address as a sockaddr_in or sockaddr_in6.
+    func withSocketAddress<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        switch family {
+        case .ipv4:
+            var socketAddress = sockaddr_in()
+            socketAddress.sin_family = sa_family_t(AF_INET)
+            socketAddress.sin_port = port.bigEndian
+            _ = inet_pton(AF_INET, address, &socketAddress.sin_addr)
+            return withUnsafePointer(to: &socketAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case .ipv6:
+            var socketAddress = sockaddr_in6()
+            socketAddress.sin6_family = sa_family_t(AF_INET6)
+            socketAddress.sin6_port = port.bigEndian
+            _ = inet_pton(AF_INET6, address, &socketAddress.sin6_addr)
+            return withUnsafePointer(to: &socketAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        }
+    }
+}
+
+/// SRV lookups through glibc's stub resolver: `res_nmkquery` builds the question and
+/// `res_nsend` asks every nameserver of /etc/resolv.conf (IPv4 and IPv6, with its options), or
+/// the one `--dns-server` names, over a connected UDP socket that only accepts an answer from
+/// that server with the query's id and question, retrying over TCP when the answer is
+/// truncated. `ns_initparse` / `ns_parserr` / `dn_expand` read the answer: names come back
+/// escaped (`\.`, `\047`) and a target that is not a host name is never returned.
+///
+/// Each lookup has a private `res_state` and a thread of its own, so a slow server delays only
+/// its own lookup and never Swift's cooperative pool.
 public final class SRVResolver: Sendable {
-    public let server: (host: String, port: UInt16)?
-    private let worker = SerialWorker(name: "syncwizard-dns")
+    /// The server given to `init`; nil means /etc/resolv.conf's (read again by each lookup).
+    public let server: DNSServerAddress?
+    /// A server text that `parseServer` rejects: every lookup fails with `.invalidServer`.
+    private let rejectedServer: String?
     private let timeoutSeconds: Double
 
-    /// `server` like "127.0.0.1:5353" or "10.0.0.2"; nil means /etc/resolv.conf.
+    /// `server` as `parseServer` takes it; nil means /etc/resolv.conf. `timeoutSeconds` is how
+    /// long one try waits for a server (whole seconds for glibc), within each lookup's deadline.
     public init(server: String? = nil, timeoutSeconds: Double = 2) {
-        self.server = server.flatMap(Self.parseServer) ?? Self.systemServer()
+        let parsed = server.flatMap(Self.parseServer)
+        self.server = parsed
+        self.rejectedServer = parsed == nil ? server : nil
         self.timeoutSeconds = timeoutSeconds
     }
 
-    static func parseServer(_ text: String) -> (String, UInt16)? {
-        let parts = text.split(separator: ":")
-        guard let host = parts.first else { return nil }
-        let port = parts.count > 1 ? UInt16(parts[1]) ?? 53 : 53
-        return (String(host), port)
-    }
-
-    static func systemServer() -> (String, UInt16)? {
-        guard let file = fopen("/etc/resolv.conf", "r") else { return nil }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 512)
-        while fgets(&line, 512, file) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
-            if fields.count >= 2, fields[0] == "nameserver", !fields[1].contains(":") {
-                return (String(fields[1]), 53)
-            }
+    /// `IPv4`, `IPv4:PORT`, `[IPv6]:PORT`, `[IPv6]` or a bare `IPv6` (whose last group is never
+    /// taken for a port); the port is 1-65535 in decimal digits and defaults to 53. Numeric
+    /// addresses only (no names, no IPv6 zone); nil for anything else.
+    public static func parseServer(_ text: String) -> DNSServerAddress? {
+        var host = Substring(text)
+        var portText: Substring?
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard host.contains(":"), rest.isEmpty || rest.first == ":" else { return nil }
+            if !rest.isEmpty { portText = rest.dropFirst() }
+        } else if text.utf8.count(where: { $0 == UInt8(ascii: ":") }) == 1, let colon = text.firstIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
         }
-        return nil
+        var port: UInt16 = 53
+        if let portText {
+            guard (1...5).contains(portText.utf8.count), portText.utf8.allSatisfy({ (48...57).contains($0) }),
+                  let number = Int(portText), (1...65535).contains(number) else { return nil }
+            port = UInt16(number)
+        }
+        if host.contains(":") {
+            var parsed = in6_addr()
+            guard inet_pton(AF_INET6, String(host), &parsed) == 1 else { return nil }
+            return DNSServerAddress(family: .ipv6, address: String(host), port: port)
+        }
+        var parsed = in_addr()
+        guard inet_pton(AF_INET, String(host), &parsed) == 1 else { return nil }
+        return DNSServerAddress(family: .ipv4, address: String(host), port: port)
     }
 
     /// The SRV records of `name` in RFC 2782 order: ascending priority, and within one priority
     /// a weighted random order. An empty list when the name has none (NXDOMAIN or no answers).
-    /// `deadline` (monotonic seconds, see `monotonicSeconds()`) bounds the whole lookup, the wait
-    /// behind other lookups on the worker included: the caller's budget is never overrun.
+    /// `deadline` (monotonic seconds, see `monotonicSeconds()`) bounds the whole lookup: when it
+    /// passes, the lookup ends with `.timeout` even if glibc is still waiting on its thread.
     public func lookup(_ name: String, deadline: Double? = nil) async throws(DNSError) -> [SRVRecord] {
-        guard let server else { throw .noServer }
-        let perTry = timeoutSeconds
-        let deadline = deadline ?? monotonicSeconds() + 2 * perTry
+        if let rejectedServer { throw .invalidServer(rejectedServer) }
+        guard Self.isQueryName(name) else { throw .invalidName(name) }
+        let deadline = deadline ?? monotonicSeconds() + 2 * timeoutSeconds
+        let servers = MutexBox(server?.description ?? "of /etc/resolv.conf")
         let remaining = deadline - monotonicSeconds()
-        guard remaining > 0 else { throw .timeout(server: server.host) }
-        let outcome: Result<[SRVRecord], DNSError>? = await worker.run(timeout: remaining) {
-            Self.query(name: name, server: server, timeoutSeconds: perTry, deadline: deadline)
+        guard remaining > 0 else { throw .timeout(server: servers.withLock { $0 }) }
+        let server = self.server
+        let perTry = timeoutSeconds
+        let outcome: Result<[SRVRecord], DNSError>? = await runOnOwnThread(
+            name: "syncwizard-dns", timeout: remaining, onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) }
+        ) {
+            Self.query(name: name, server: server, perTry: perTry, deadline: deadline, servers: servers)
         }
         switch outcome {
         case .success(let records)?: return Self.rfc2782Order(records)
         case .failure(let error)?: throw error
-        case nil: throw .timeout(server: server.host)
+        case nil: throw .timeout(server: servers.withLock { $0 })
         }
     }
 
@@ -112,130 +179,148 @@ public final class SRVResolver: Sendable {
         return ordered
     }
 
-    static func query(name: String, server: (host: String, port: UInt16), timeoutSeconds: Double, deadline: Double) -> Result<[SRVRecord], DNSError> {
-        let id = UInt16.random(in: 0...UInt16.max)
-        guard let packet = DNSMessage.srvQuery(id: id, name: name) else { return .failure(.malformedResponse("invalid name")) }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return .failure(.timeout(server: server.host)) }
-        defer { close(fd) }
-        /// Each receive waits for the rest of this try, never past the deadline.
-        func setReceiveTimeout(until end: Double) -> Bool {
-            let wait = end - monotonicSeconds()
-            guard wait > 0.001 else { return false }
-            var tv = timeval(tv_sec: Int(wait), tv_usec: Int((wait - Double(Int(wait))) * 1_000_000))
-            return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)) == 0
+    /// One lookup on its own thread, blocking in res_nsend. `servers` learns the servers' text
+    /// for the caller's timeout message.
+    static func query(name: String, server: DNSServerAddress?, perTry: Double, deadline: Double,
+                      servers: MutexBox<String>) -> Result<[SRVRecord], DNSError> {
+        let state = UnsafeMutablePointer<__res_state>.allocate(capacity: 1)
+        state.initialize(to: __res_state())
+        defer { state.deallocate() }
+        guard sw_res_ninit(state) == 0 else { return .failure(.noServer) }
+        defer { sw_res_nclose(state) }
+        if let server, server.withSocketAddress({ sw_res_use_server(state, $0, $1) }) != 0 {
+            return .failure(.invalidServer(server.description))
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = server.port.bigEndian
-        guard inet_pton(AF_INET, server.host, &address.sin_addr) == 1 else { return .failure(.noServer) }
-        for _ in 0..<2 {
-            let tryEnd = min(deadline, monotonicSeconds() + timeoutSeconds)
-            guard tryEnd - monotonicSeconds() > 0.001 else { break }
-            let sent = packet.withUnsafeBytes { raw in
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
+        let count = Int(state.pointee.nscount)
+        guard count > 0 else { return .failure(.noServer) }
+        let described = (0..<count).map { index in
+            var text = [CChar](repeating: 0, count: 64)
+            return sw_res_server_text(state, Int32(index), &text, text.count) == 0 ? text.decodedCString : "?"
+        }.joined(separator: ", ")
+        servers.withLock { $0 = described }
+        tune(state, remaining: deadline - monotonicSeconds(), perTry: perTry)
+
+        var question = [UInt8](repeating: 0, count: Int(NS_PACKETSZ))
+        let questionLength = res_nmkquery(state, Int32(ns_o_query.rawValue), name, Int32(ns_c_in.rawValue), Int32(ns_t_srv.rawValue),
+                                          nil, 0, nil, &question, Int32(question.count))
+        guard questionLength > 0 else { return .failure(.invalidName(name)) }
+        var answer = [UInt8](repeating: 0, count: Int(NS_MAXMSG))
+        errno = 0
+        let answerLength = res_nsend(state, question, questionLength, &answer, Int32(answer.count))
+        guard answerLength > 0 else {
+            let code = errno
+            if code == ETIMEDOUT || code == 0 { return .failure(.timeout(server: described)) }
+            return .failure(.unreachable(server: described, reason: String(cString: strerror(code))))
+        }
+        return answer.withUnsafeBufferPointer { parse(UnsafeBufferPointer(rebasing: $0[..<Int(answerLength)]), name: name) }
+    }
+
+    /// glibc waits `retrans` whole seconds for the first server of a round (later ones get a
+    /// share of two and four times that) over `retry` rounds. Both come from the time left, so
+    /// glibc gives up about when the deadline passes; `lookup`'s timer covers the rounding up
+    /// to one second. A SERVFAIL, REFUSED or NOTIMP answer is returned rather than skipped
+    /// (glibc does so when `pfcode` is set), so it is reported as such.
+    static func tune(_ state: res_state, remaining: Double, perTry: Double) {
+        let servers = Double(max(1, state.pointee.nscount))
+        let rounds = remaining >= 2 * servers * perTry ? 2 : 1
+        let wait = min(perTry, remaining / (servers * Double(rounds)))
+        state.pointee.retrans = Int32(max(1, wait.rounded(.down)))
+        state.pointee.retry = Int32(rounds)
+        state.pointee.options &= ~UInt(RES_IGNTC)
+        state.pointee.pfcode = UInt(RES_PRF_STATS)
+    }
+
+    /// The SRV records of a response to our question about `name`.
+    static func parse(_ answer: UnsafeBufferPointer<UInt8>, name: String) -> Result<[SRVRecord], DNSError> {
+        var message = ns_msg()
+        guard ns_initparse(answer.baseAddress, Int32(answer.count), &message) == 0 else {
+            return .failure(.malformedResponse("its sections do not fit the message"))
+        }
+        func flag(_ which: ns_flag) -> Int { Int(ns_msg_getflag(message, Int32(which.rawValue))) }
+        guard flag(ns_f_qr) == 1, flag(ns_f_opcode) == Int(ns_o_query.rawValue) else {
+            return .failure(.malformedResponse("it is not a response to a query"))
+        }
+        guard flag(ns_f_tc) == 0 else { return .failure(.malformedResponse("it is truncated, over TCP too")) }
+        var record = ns_rr()
+        guard sw_ns_msg_count(&message, ns_s_qd) == 1, ns_parserr(&message, ns_s_qd, 0, &record) == 0,
+              record.type == ns_t_srv.rawValue, record.rr_class == ns_c_in.rawValue, sameName(ownerName(&record), name) else {
+            return .failure(.malformedResponse("its question is not the one asked"))
+        }
+        let rcode = flag(ns_f_rcode)
+        if rcode == Int(ns_r_nxdomain.rawValue) { return .success([]) }
+        guard rcode == Int(ns_r_noerror.rawValue) else { return .failure(.serverFailure(rcode: rcode)) }
+
+        var owners = [name]  // the name asked and the CNAME targets it leads to
+        var records: [SRVRecord] = []
+        var rejected: [String] = []
+        for index in 0..<sw_ns_msg_count(&message, ns_s_an) {
+            guard ns_parserr(&message, ns_s_an, index, &record) == 0 else {
+                return .failure(.malformedResponse("answer record \(index + 1) does not parse"))
             }
-            guard sent == packet.count else { continue }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while setReceiveTimeout(until: tryEnd) {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { break }
-                let answer = Array(buffer[0..<n])
-                // Ignore stray datagrams that are not the answer to this query.
-                guard answer.count >= 2, UInt16(answer[0]) << 8 | UInt16(answer[1]) == id else { continue }
-                return DNSMessage.parseSRVAnswer(answer)
+            let owner = ownerName(&record)
+            guard record.rr_class == ns_c_in.rawValue, owners.contains(where: { sameName($0, owner) }) else { continue }
+            let data = UnsafeBufferPointer(start: record.rdata, count: Int(record.rdlength))
+            if record.type == ns_t_cname.rawValue {
+                guard let alias = expandName(message, data, at: 0) else { return .failure(.malformedResponse("a CNAME target does not parse")) }
+                owners.append(alias)
+                continue
+            }
+            guard record.type == ns_t_srv.rawValue else { continue }
+            guard data.count >= 7, let target = expandName(message, data, at: 6) else {
+                return .failure(.malformedResponse("SRV record \(index + 1) does not parse"))
+            }
+            guard target == "." || isHostName(target) else { rejected.append(target); continue }
+            func number(_ at: Int) -> UInt16 { UInt16(data[at]) << 8 | UInt16(data[at + 1]) }
+            records.append(SRVRecord(priority: number(0), weight: number(2), port: number(4), target: target))
+        }
+        if records.isEmpty, let first = rejected.first { return .failure(.invalidTarget(first)) }
+        return .success(records)
+    }
+
+    /// The name at `offset` of a record's data, which must end exactly where the data does; as
+    /// dn_expand writes it: special bytes escaped, no final dot, "." for the root.
+    static func expandName(_ message: ns_msg, _ data: UnsafeBufferPointer<UInt8>, at offset: Int) -> String? {
+        guard let start = data.baseAddress, offset < data.count else { return nil }
+        var text = [CChar](repeating: 0, count: Int(NS_MAXDNAME))
+        let used = dn_expand(message._msg, message._eom, start + offset, &text, Int32(text.count))
+        guard used > 0, offset + Int(used) == data.count else { return nil }
+        let name = text.decodedCString
+        return name.isEmpty ? "." : name
+    }
+
+    static func ownerName(_ record: inout ns_rr) -> String {
+        withUnsafeBytes(of: &record.name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+    }
+
+    /// Names compared as DNS does: ASCII letters without case (dn_expand escapes the rest).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        func folded(_ s: String) -> [UInt8] { s.utf8.map { (65...90).contains($0) ? $0 | 0x20 : $0 } }
+        return folded(a) == folded(b)
+    }
+
+    /// A host name: dot-separated labels of 1-63 letters, digits and inner hyphens, at most 253
+    /// bytes. Anything dn_expand escaped (a dot or `/` inside a label, a space) fails.
+    static func isHostName(_ text: String) -> Bool {
+        labelsAreValid(text) { $0 == UInt8(ascii: "-") }
+    }
+
+    /// A name we ask about: as a host name, but `_` may appear too (`_autodiscover._tcp`).
+    static func isQueryName(_ text: String) -> Bool {
+        labelsAreValid(text) { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+
+    private static func labelsAreValid(_ text: String, allowing extra: (UInt8) -> Bool) -> Bool {
+        guard (1...253).contains(text.utf8.count) else { return false }
+        return text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { label in
+            guard (1...63).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return false }
+            return label.allSatisfy { byte in
+                (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || extra(byte)
             }
         }
-        return .failure(.timeout(server: server.host))
     }
 }
 
-/// Just enough of RFC 1035 for one SRV question and its answers.
-enum DNSMessage {
-    static func srvQuery(id: UInt16, name: String) -> [UInt8]? {
-        var out: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
-        for label in name.split(separator: ".") {
-            let bytes = Array(label.utf8)
-            guard !bytes.isEmpty, bytes.count < 64 else { return nil }
-            out.append(UInt8(bytes.count))
-            out += bytes
-        }
-        out += [0, 0, 33, 0, 1]  // root, QTYPE SRV, QCLASS IN
-        return out
-    }
-
-    static func parseSRVAnswer(_ message: [UInt8]) -> Result<[SRVRecord], DNSError> {
-        guard message.count >= 12 else { return .failure(.malformedResponse("shorter than a header")) }
-        let rcode = Int(message[3] & 0x0F)
-        if rcode == 3 { return .success([]) }  // NXDOMAIN
-        guard rcode == 0 else { return .failure(.serverFailure(rcode: rcode)) }
-        let questions = Int(message[4]) << 8 | Int(message[5])
-        let answers = Int(message[6]) << 8 | Int(message[7])
-        var offset = 12
-        do {
-            for _ in 0..<questions {
-                _ = try readName(message, &offset)
-                offset += 4
-            }
-            var records: [SRVRecord] = []
-            for _ in 0..<answers {
-                _ = try readName(message, &offset)
-                guard offset + 10 <= message.count else { throw DNSError.malformedResponse("truncated record") }
-                let type = Int(message[offset]) << 8 | Int(message[offset + 1])
-                let length = Int(message[offset + 8]) << 8 | Int(message[offset + 9])
-                offset += 10
-                guard offset + length <= message.count else { throw DNSError.malformedResponse("truncated record data") }
-                if type == 33, length >= 7 {
-                    var at = offset + 6
-                    let target = try readName(message, &at)
-                    records.append(SRVRecord(
-                        priority: UInt16(message[offset]) << 8 | UInt16(message[offset + 1]),
-                        weight: UInt16(message[offset + 2]) << 8 | UInt16(message[offset + 3]),
-                        port: UInt16(message[offset + 4]) << 8 | UInt16(message[offset + 5]),
-                        target: target))
-                }
-                offset += length
-            }
-            return .success(records)
-        } catch let error as DNSError {
-            return .failure(error)
-        } catch {
-            return .failure(.malformedResponse("\(error)"))
-        }
-    }
-
-    /// A possibly compressed name; pointers may only go backwards, so loops are impossible.
-    static func readName(_ message: [UInt8], _ offset: inout Int) throws -> String {
-        var labels: [String] = []
-        var position = offset
-        var jumped = false
-        var steps = 0
-        while true {
-            steps += 1
-            guard position < message.count, steps < 128 else { throw DNSError.malformedResponse("bad name") }
-            let length = Int(message[position])
-            if length == 0 {
-                if !jumped { offset = position + 1 }
-                break
-            }
-            if length & 0xC0 == 0xC0 {
-                guard position + 1 < message.count else { throw DNSError.malformedResponse("bad pointer") }
-                let pointer = (length & 0x3F) << 8 | Int(message[position + 1])
-                guard pointer < position else { throw DNSError.malformedResponse("forward pointer") }
-                if !jumped { offset = position + 2 }
-                jumped = true
-                position = pointer
-                continue
-            }
-            guard position + 1 + length <= message.count else { throw DNSError.malformedResponse("bad label") }
-            labels.append(String(decoding: message[(position + 1)...(position + length)], as: UTF8.self))
-            position += 1 + length
-        }
-        return labels.isEmpty ? "." : labels.joined(separator: ".")
-    }
+extension [CChar] {
+    /// The text up to the first NUL, as UTF-8.
+    var decodedCString: String { String(decoding: prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
 }

@@ -68,6 +68,21 @@ public final class SerialWorker: Sendable {
     }
 }
 
+/// Runs `body` on a thread of its own, so one blocking C call never delays another caller
+/// (a lookup each, say). With `timeout`, the caller gets `onTimeout()` once it passes, even
+/// though the thread may still be stuck in the call; the thread ends when the call returns.
+public func runOnOwnThread<T: Sendable>(name: String, timeout: Double? = nil, onTimeout: @escaping @Sendable () -> T? = { nil },
+                                        _ body: @escaping @Sendable () -> T) async -> T? {
+    let once = ResumeOnce<T?>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        once.set(continuation)
+        startDedicatedThread(name: name) { once.resume(body()) }
+        if let timeout {
+            startTimer(seconds: timeout) { once.resume(onTimeout()) }
+        }
+    }
+}
+
 /// Resumes a continuation at most once; later resumes are ignored.
 final class ResumeOnce<T: Sendable>: Sendable {
     private let state = MutexBox<(CheckedContinuation<T, Never>?, Bool)>((nil, false))

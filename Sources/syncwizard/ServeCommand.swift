@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DNS
 import JSONRPC
 import Keyring
 import Logging
@@ -50,8 +51,8 @@ struct ServeCommand {
               help: "Reach HOST port PORT at CONNECT_HOST:CONNECT_PORT, as libcurl's CONNECT_TO (split DNS, tests), e.g. `mail.contoso.com:443:10.0.0.5:443`; TLS is still verified against HOST.",
               repeatable: true, environment: "SYNCWIZARD_CONNECT_TO", environmentNote: "comma separated, added to the options"),
         .init(name: "dns-server", valueName: "IP[:PORT]",
-              help: "DNS server for Autodiscover's SRV lookup.",
-              defaultValue: "the servers in `/etc/resolv.conf`", environment: "SYNCWIZARD_DNS_SERVER"),
+              help: "DNS server for Autodiscover's SRV lookup: IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT (numeric, port 1-65535, default 53); anything else is a usage error.",
+              defaultValue: "every nameserver of `/etc/resolv.conf`", environment: "SYNCWIZARD_DNS_SERVER"),
         .init(name: "autodiscover-budget", valueName: "seconds",
               help: "Seconds Autodiscover may take in all (at most 300) before it gives up; every attempt is reported.",
               defaultValue: "15"),
@@ -141,6 +142,9 @@ struct ServeCommand {
         }
         for entry in connectToEntries where entry.split(separator: ":", omittingEmptySubsequences: false).count != 4 {
             throw UsageError(message: "'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
+        }
+        if let server = dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"), SRVResolver.parseServer(server) == nil {
+            throw UsageError(message: "--dns-server (or SYNCWIZARD_DNS_SERVER) takes IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535, not '\(server)'.")
         }
         guard maxMessageBytes >= 1024 else {
             throw UsageError(message: "--max-message-bytes must be at least 1024.")

@@ -192,6 +192,10 @@ import WizardContract
         (["-v"], "Unknown option '-v'."),
         (["--connect-to", "a:443:b"], "'a:443:b' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT."),
         (["--superoffice-host", "prod=x.example"], "--superoffice-host takes ENV=HOST"),
+        (["--dns-server", "127.0.0.1:0"], "takes IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535, not '127.0.0.1:0'."),
+        (["--dns-server", "127.0.0.1:5353x"], "not '127.0.0.1:5353x'."),
+        (["--dns-server", "[::1]:70000"], "not '[::1]:70000'."),
+        (["--dns-server=dns.example"], "not 'dns.example'."),
     ])
     func usageErrorsExit64WithAMessageAndNothingOnStdout(_ arguments: [String], _ message: String) throws {
         let (status, stdout, stderr) = try Self.runToExit(arguments)

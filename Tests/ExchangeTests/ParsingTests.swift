@@ -1,4 +1,3 @@
-@testable import DNS
 import EWS
 @testable import ExchangeConnector
 import HTTP
@@ -81,40 +80,6 @@ import XMLTree
         let body = String(decoding: POX.requestBody(email: "a&b<c>@contoso.test"), as: UTF8.self)
         #expect(body.contains("<EMailAddress>a&amp;b&lt;c&gt;@contoso.test</EMailAddress>"))
         #expect(body.contains("outlook/responseschema/2006a"))
-    }
-}
-
-@Suite struct DNSTests {
-    @Test func srvAnswersAreParsedWithCompression() throws {
-        let query = try #require(DNSMessage.srvQuery(id: 0x1234, name: "_autodiscover._tcp.contoso.test"))
-        var answer = query
-        answer[2] = 0x81; answer[3] = 0x80  // response, no error
-        answer[7] = 1  // one answer
-        // name pointer to the question (offset 12), type SRV, class IN, TTL, rdlength
-        let target: [UInt8] = [4] + Array("mail".utf8) + [0xC0, 31]  // "mail" + pointer to "contoso.test" in the question
-        let rdata: [UInt8] = [0, 10, 0, 5, 0x01, 0xBB] + target
-        answer += [0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, UInt8(rdata.count)] + rdata
-        let records = try DNSMessage.parseSRVAnswer(answer).get()
-        #expect(records == [SRVRecord(priority: 10, weight: 5, port: 443, target: "mail.contoso.test")])
-    }
-
-    @Test func nxdomainIsEmptyAndForwardPointersAreRejected() throws {
-        var nx = try #require(DNSMessage.srvQuery(id: 1, name: "a.test"))
-        nx[3] = 0x83
-        #expect(try DNSMessage.parseSRVAnswer(nx).get() == [])
-        var loop = try #require(DNSMessage.srvQuery(id: 1, name: "a.test"))
-        loop[7] = 1
-        loop += [0xC0, 200, 0, 33, 0, 1, 0, 0, 0, 0, 0, 0]
-        #expect(throws: DNSError.self) { try DNSMessage.parseSRVAnswer(loop).get() }
-    }
-
-    @Test func rfc2782OrderIsByPriorityThenWeighted() {
-        let records = [SRVRecord(priority: 20, weight: 0, port: 443, target: "c"), SRVRecord(priority: 10, weight: 0, port: 443, target: "b"),
-                       SRVRecord(priority: 10, weight: 100, port: 443, target: "a"), SRVRecord(priority: 5, weight: 0, port: 443, target: ".")]
-        let ordered = SRVResolver.rfc2782Order(records, random: { $0 })  // always the largest pick: heaviest first
-        #expect(ordered.map(\.target) == ["a", "b", "c"])
-        let zeroFirst = SRVResolver.rfc2782Order(records, random: { _ in 0 })
-        #expect(zeroFirst.map(\.target) == ["b", "a", "c"])
     }
 }
 

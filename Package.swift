@@ -38,7 +38,12 @@ let package = Package(
         ]),
         // libsecret (with GLib, GObject, GIO) is dlopen'ed on first keyring use by this C shim,
         // never linked: --secret-store memory and runs without secrets do not load it.
-        .target(name: "CSecretShim"),
+        // Compiled against libsecret's real header (libsecret-1-dev): the include paths of
+        // `pkg-config --cflags libsecret-1` on Debian, without its link flags (still dlopen'ed).
+        .target(name: "CSecretShim", cSettings: [.unsafeFlags([
+            "-I/usr/include/libsecret-1", "-I/usr/include/glib-2.0",
+            "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include", "-I/usr/lib/aarch64-linux-gnu/glib-2.0/include",
+        ])]),
         .target(name: "Keyring", dependencies: ["CSecretShim", "RPCCore", "WizardContract", "Threading"]),
         // libcurl is dlopen'ed on the first HTTP use by this C shim, never linked, so start-up
         // does not map it and its ~30 libraries. Its header brings

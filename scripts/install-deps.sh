@@ -7,7 +7,7 @@
 set -eu
 exec 1>&2
 
-packages="libsecret-1-0 libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
+packages="libsecret-1-0 libsecret-1-dev libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox dnsmasq-base"

@@ -5,68 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-// The GLib and libsecret declarations the shim needs, written out here because their headers
-// are not on the default include path (and pkg-config's flags would bring the libraries' link
-// flags with them). Layouts and values are those of GLib 2.x and libsecret 0.20, all stable ABI.
-
-typedef int gboolean;
-typedef unsigned int guint;
-typedef unsigned int GQuark;
-typedef void *gpointer;
-typedef const void *gconstpointer;
-
-typedef struct {
-    GQuark domain;
-    int code;
-    char *message;
-} GError;
-
-typedef struct GList {
-    gpointer data;
-    struct GList *next;
-    struct GList *prev;
-} GList;
-
-typedef struct GHashTable GHashTable;
-typedef struct GCancellable GCancellable;
-typedef struct SecretSchema SecretSchema;  // only ever built by secret_schema_newv
-typedef struct SecretService SecretService;
-typedef struct SecretItem SecretItem;
-
-typedef guint (*GHashFunc)(gconstpointer key);
-typedef gboolean (*GEqualFunc)(gconstpointer a, gconstpointer b);
-typedef void (*GDestroyNotify)(gpointer data);
-
-enum {
-    SECRET_SCHEMA_NONE = 0,
-    SECRET_SCHEMA_DONT_MATCH_NAME = 1 << 1,
-    SECRET_SERVICE_NONE = 0,
-    SECRET_SEARCH_ALL = 1 << 1,
-    SECRET_ERROR_IS_LOCKED = 2,
-};
-
-typedef guint g_str_hash_f(gconstpointer);
-typedef gboolean g_str_equal_f(gconstpointer, gconstpointer);
-typedef GHashTable *g_hash_table_new_full_f(GHashFunc, GEqualFunc, GDestroyNotify, GDestroyNotify);
-typedef gboolean g_hash_table_insert_f(GHashTable *, gpointer, gpointer);
-typedef void g_hash_table_unref_f(GHashTable *);
-typedef char *g_strdup_f(const char *);
-typedef void g_free_f(gpointer);
-typedef void g_object_unref_f(gpointer);
-typedef void g_list_free_f(GList *);
-typedef void g_error_free_f(GError *);
-typedef SecretSchema *secret_schema_newv_f(const char *, int, GHashTable *);
-typedef gboolean secret_password_storev_sync_f(const SecretSchema *, GHashTable *, const char *, const char *,
-                                               const char *, GCancellable *, GError **);
-typedef char *secret_password_lookupv_sync_f(const SecretSchema *, GHashTable *, GCancellable *, GError **);
-typedef void secret_password_free_f(char *);
-typedef gboolean secret_password_clearv_sync_f(const SecretSchema *, GHashTable *, GCancellable *, GError **);
-typedef SecretService *secret_service_get_sync_f(int, GCancellable *, GError **);
-typedef GList *secret_service_search_sync_f(SecretService *, const SecretSchema *, GHashTable *, int,
-                                            GCancellable *, GError **);
-typedef gboolean secret_item_get_locked_f(SecretItem *);
-typedef GQuark secret_error_get_quark_f(void);
-typedef void secret_service_disconnect_f(void);
+// libsecret's own header (libsecret-1-dev), so the compiler checks every declaration and
+// constant the shim uses; the library itself is still dlopen'ed, never linked (Package.swift
+// passes only the include paths, not pkg-config's link flags).
+#include <libsecret/secret.h>
 
 // dlsym on libsecret's handle also finds the g_* functions: GLib, GObject and GIO are its
 // dependencies and are searched with it.
@@ -93,7 +35,7 @@ typedef void secret_service_disconnect_f(void);
     X(secret_service_disconnect)
 
 static struct {
-#define X(name) name##_f *name;
+#define X(name) __typeof__(name) *name;
     SW_SECRET_FUNCTIONS(X)
 #undef X
 } lib;
@@ -110,7 +52,7 @@ static void secret_load_once(void) {
         return;
     }
 #define X(name)                                                                                    \
-    lib.name = (name##_f *)dlsym(library, #name);                                                  \
+    lib.name = (__typeof__(name) *)dlsym(library, #name);                                                  \
     if (lib.name == NULL) {                                                                        \
         snprintf(secret_failure, sizeof secret_failure, "libsecret-1.so.0 has no %s", #name);     \
         dlclose(library);                                                                          \

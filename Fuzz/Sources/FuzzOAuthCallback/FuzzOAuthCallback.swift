@@ -114,8 +114,8 @@ func checkPage(_ message: String) {
     }
 }
 
-/// application/x-www-form-urlencoded as a browser splits it: on the bytes '&' and '=' (with
-/// FormEncoding's own percent decoding, lax sign and all, so only the splitting is compared).
+/// application/x-www-form-urlencoded as a browser splits it: on the bytes '&' and '=', with
+/// strict percent decoding (exactly two hex digits).
 func referenceQuery(_ text: String) -> [String: String]? {
     func decode(_ bytes: ArraySlice<UInt8>) -> String? {
         var out: [UInt8] = []
@@ -124,7 +124,9 @@ func referenceQuery(_ text: String) -> [String: String]? {
             switch bytes[i] {
             case UInt8(ascii: "+"): out.append(0x20); i += 1
             case UInt8(ascii: "%"):
-                guard i + 2 < bytes.endIndex,
+                // Two hex digits exactly (a sign is not a digit: "%+B" is malformed).
+                let isHex = { (b: UInt8) in (0x30...0x39).contains(b) || (0x41...0x46).contains(b & 0xDF) }
+                guard i + 2 < bytes.endIndex, isHex(bytes[i + 1]), isHex(bytes[i + 2]),
                       let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) else { return nil }
                 out.append(value); i += 3
             default: out.append(bytes[i]); i += 1
@@ -150,6 +152,8 @@ func referenceCallback(_ target: String) -> Result<AuthorizationCallback, Author
     if query.isEmpty, let h = bytes.firstIndex(of: UInt8(ascii: "#")) { query = bytes[(h + 1)...] }
     let none = AuthorizationCallback.ParseFailure.notARedirect("the URL carries no authorization answer (no code or error parameter)")
     guard !query.isEmpty, let parameters = referenceQuery(String(decoding: query, as: UTF8.self)) else { return .failure(none) }
+    // RFC 6749 §3.1: no parameter twice.
+    if let names = FormEncoding.parameterNames(Substring(String(decoding: query, as: UTF8.self))), Set(names).count != names.count { return .failure(.notARedirect("a parameter appears more than once (RFC 6749 §3.1)")) }
     if let error = parameters["error"], !error.isEmpty {
         return .success(.error(error: error, description: parameters["error_description"], state: parameters["state"]))
     }

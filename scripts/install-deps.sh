@@ -13,7 +13,7 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox"
     # A throwaway Kerberos realm and libfaketime for Tests/Fixtures/integrated-auth.
     packages="$packages krb5-kdc krb5-admin-server krb5-user libfaketime"
-    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego gssapi selenium pexpect"
+    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego gssapi krb5 selenium pexpect"
 fi
 
 missing=""

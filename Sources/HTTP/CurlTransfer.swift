@@ -26,6 +26,8 @@ struct TransferSpec {
     var maxResponseBytes: Int
     var authentication: HTTPAuthentication
     var followRedirects: Bool
+    var captureServerCertificate = false
+    var requireHTTP11 = false
 }
 
 /// Raw outcome of one transfer, read on the driver thread before the handle is freed.
@@ -39,8 +41,9 @@ struct TransferResult: Sendable {
     var effectiveURL = ""
     var exceededLimit = false
     var cancelled = false
-    /// certinfo of the leaf certificate (certificate lookup only): "Subject" -> "CN=...".
+    /// certinfo of the leaf certificate (certificate lookup, captureServerCertificate): "Subject" -> "CN=...".
     var leafCertificate: [String: String] = [:]
+    var connection = HTTPConnectionInfo()
 }
 
 /// One easy handle plus every piece of memory libcurl points into while it runs.
@@ -74,7 +77,7 @@ final class CurlTransfer: @unchecked Sendable {
         self.easy = easy
         self.limit = spec.maxResponseBytes
         self.caBundle = caBundle
-        if case .certificateLookup = spec.mode { wantsCertificate = true } else { wantsCertificate = false }
+        if case .certificateLookup = spec.mode { wantsCertificate = true } else { wantsCertificate = spec.captureServerCertificate }
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         do {
@@ -126,6 +129,13 @@ final class CurlTransfer: @unchecked Sendable {
         case .verified:
             try set(CURLOPT_SSL_VERIFYPEER, 1)
             try set(CURLOPT_SSL_VERIFYHOST, 2)
+            if spec.captureServerCertificate {
+                // certinfo is only read on a new handshake, and a resumed TLS session carries
+                // no certificate: a fresh connection without session resumption.
+                try set(CURLOPT_CERTINFO, 1)
+                try set(CURLOPT_FRESH_CONNECT, 1)
+                try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
+            }
         case .certificateLookup:
             try set(CURLOPT_SSL_VERIFYPEER, 0)
             try set(CURLOPT_SSL_VERIFYHOST, 0)
@@ -207,6 +217,7 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_PASSWORD, string: password)
             try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
         }
+        if spec.requireHTTP11 { try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) }
     }
 
     private func configureHeaders(_ spec: TransferSpec) throws(HTTPError) {
@@ -326,11 +337,24 @@ final class CurlTransfer: @unchecked Sendable {
         result.headers = responseHeaders
         result.body = responseBody
         if wantsCertificate { result.leafCertificate = readLeafCertificate() }
+        result.connection = readConnection(certificate: wantsCertificate ? result.leafCertificate["Cert"] : nil)
         let continuation = state.withLock { state in
             defer { state.continuation = nil }
             return state.continuation
         }
         continuation?.resume(returning: result)
+    }
+
+    private func readConnection(certificate pem: String?) -> HTTPConnectionInfo {
+        var info = HTTPConnectionInfo()
+        var long = 0
+        if ccurl_easy_getinfo_long(easy, CURLINFO_LOCAL_PORT, &long) == CURLE_OK { info.localPort = long }
+        if ccurl_easy_getinfo_long(easy, CURLINFO_PRIMARY_PORT, &long) == CURLE_OK { info.remotePort = long }
+        if ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &long) == CURLE_OK { info.newConnections = long }
+        var ip: UnsafePointer<CChar>?
+        if ccurl_easy_getinfo_string(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK, let ip { info.remoteAddress = String(cString: ip) }
+        if let pem { info.tlsServerEndPoint = ServerCertificate.tlsServerEndPoint(pem: pem) }
+        return info
     }
 
     /// CURLINFO_CERTINFO lists the chain leaf first, as "Name:value" lines.

@@ -48,7 +48,8 @@ public final class HTTPClient: Sendable {
         try Self.throwIfFailed(result, target, request)
         return HTTPResponse(
             status: result.status, headers: result.headers, body: result.body,
-            effectiveURL: result.effectiveURL, durationMs: (clock.now - start).wholeMilliseconds)
+            effectiveURL: result.effectiveURL, durationMs: (clock.now - start).wholeMilliseconds,
+            connection: result.connection)
     }
 
     // MARK: Steps
@@ -98,7 +99,8 @@ public final class HTTPClient: Sendable {
             headers: request.headers, body: request.body,
             timeoutMs: try remainingMs(deadline, target), connectTimeoutMs: try connectTimeoutMs(deadline, target),
             maxResponseBytes: request.maxResponseBytes, authentication: request.authentication,
-            followRedirects: request.followRedirects)
+            followRedirects: request.followRedirects,
+            captureServerCertificate: request.captureServerCertificate, requireHTTP11: request.requireHTTP11)
     }
 
     private func remainingMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {

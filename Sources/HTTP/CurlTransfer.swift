@@ -26,7 +26,6 @@ struct TransferSpec {
     var maxResponseBytes: Int
     var authentication: HTTPAuthentication
     var followRedirects: Bool
-    var captureServerCertificate = false
     var requireHTTP11 = false
 }
 
@@ -41,7 +40,7 @@ struct TransferResult: Sendable {
     var effectiveURL = ""
     var exceededLimit = false
     var cancelled = false
-    /// certinfo of the leaf certificate (certificate lookup, captureServerCertificate): "Subject" -> "CN=...".
+    /// certinfo of the leaf certificate (certificate lookup, and a verified https transfer's new connection).
     var leafCertificate: [String: String] = [:]
     var connection = HTTPConnectionInfo()
 }
@@ -77,7 +76,11 @@ final class CurlTransfer: @unchecked Sendable {
         self.easy = easy
         self.limit = spec.maxResponseBytes
         self.caBundle = caBundle
-        if case .certificateLookup = spec.mode { wantsCertificate = true } else { wantsCertificate = spec.captureServerCertificate }
+        switch spec.mode {
+        case .certificateLookup: wantsCertificate = true
+        case .verified: wantsCertificate = spec.scheme == "https"
+        case .pinned: wantsCertificate = false
+        }
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         do {
@@ -129,11 +132,11 @@ final class CurlTransfer: @unchecked Sendable {
         case .verified:
             try set(CURLOPT_SSL_VERIFYPEER, 1)
             try set(CURLOPT_SSL_VERIFYHOST, 2)
-            if spec.captureServerCertificate {
-                // certinfo is only read on a new handshake, and a resumed TLS session carries
-                // no certificate: a fresh connection without session resumption.
+            if spec.scheme == "https" {
+                // Every new connection's leaf certificate is read (HTTPClient remembers it per
+                // connection for channel binding), and a resumed TLS session carries none: no
+                // session resumption. The cost is a full handshake per new connection.
                 try set(CURLOPT_CERTINFO, 1)
-                try set(CURLOPT_FRESH_CONNECT, 1)
                 try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
             }
         case .certificateLookup:
@@ -337,7 +340,7 @@ final class CurlTransfer: @unchecked Sendable {
         result.headers = responseHeaders
         result.body = responseBody
         if wantsCertificate { result.leafCertificate = readLeafCertificate() }
-        result.connection = readConnection(certificate: wantsCertificate ? result.leafCertificate["Cert"] : nil)
+        result.connection = readConnection(certificate: result.leafCertificate["Cert"])
         let continuation = state.withLock { state in
             defer { state.continuation = nil }
             return state.continuation

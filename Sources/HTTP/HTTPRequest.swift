@@ -23,10 +23,6 @@ public struct HTTPRequest: Sendable {
     public var followRedirects: Bool
     /// Lower-case hex SHA-256 digests of DER leaf certificates the user trusted for this host.
     public var pinnedCertificateSHA256: [String]
-    /// For Windows-integrated authentication (connection-bound, and bound to the server's
-    /// certificate): a fresh HTTP/1.1 connection without TLS session resumption, whose leaf
-    /// certificate the response's `connection.tlsServerEndPoint` reports.
-    public var captureServerCertificate: Bool = false
     /// HTTP/1.1 only: the legs of an NTLM or Negotiate handshake must share one connection.
     public var requireHTTP11: Bool = false
 

@@ -33,8 +33,8 @@ public struct HTTPConnectionInfo: Sendable, Equatable {
     public var remotePort: Int
     /// CURLINFO_NUM_CONNECTS: 0 when the request reused a connection.
     public var newConnections: Int
-    /// RFC 5929 tls-server-end-point hash of the server's leaf certificate, when the request
-    /// asked for it (`captureServerCertificate`) over a new TLS connection.
+    /// RFC 5929 tls-server-end-point hash of the server's leaf certificate on this connection
+    /// (verified https only; HTTPClient remembers it for reused connections).
     public var tlsServerEndPoint: [UInt8]?
 
     public init(localPort: Int = 0, remoteAddress: String = "", remotePort: Int = 0, newConnections: Int = 0,

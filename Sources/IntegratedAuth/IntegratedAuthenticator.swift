@@ -70,7 +70,9 @@ public struct IntegratedCredentials: Sendable {
 
     /// "DOMAIN\user", or the bare user name (a UPN) without a domain.
     var ntlmName: String {
-        guard let domain, !domain.isEmpty else { return userName }
+        // gss-ntlmssp splits "user@domain" into a user and a domain; "\\user@domain" keeps the
+        // UPN whole with an empty domain, as Windows sends it.
+        guard let domain, !domain.isEmpty else { return userName.contains("@") ? "\\" + userName : userName }
         return "\(domain)\\\(userName)"
     }
 }
@@ -93,8 +95,8 @@ public enum IntegratedAuthError: Error, Sendable {
 /// gss-ntlmssp with MsvAvChannelBindings; libcurl's own NTLM (no channel binding) only when
 /// gss-ntlmssp is missing; Basic when that is all the server offers.
 ///
-/// Round trips after the unauthenticated probe (a 401 that names the schemes, on a fresh
-/// connection whose certificate is captured): Kerberos 1 (AP-REQ → 200 with AP-REP), NTLM 2
+/// Round trips after the unauthenticated probe (a 401 that names the schemes, on a connection
+/// whose certificate HTTPClient knows): Kerberos 1 (AP-REQ → 200 with AP-REP), NTLM 2
 /// (NEGOTIATE → 401 CHALLENGE, AUTHENTICATE → 200), all on the probe's connection.
 public struct IntegratedAuthenticator: Sendable {
     let client: any HTTPTransport
@@ -114,7 +116,6 @@ public struct IntegratedAuthenticator: Sendable {
         var probe = request
         probe.authentication = .none
         probe.requireHTTP11 = true
-        probe.captureServerCertificate = request.url.lowercased().hasPrefix("https:")
         let first = try await transport(probe)
         guard first.status == 401 else { return Outcome(response: first, scheme: .none, notes: []) }
         let offered = Set(first.headers.values(for: "WWW-Authenticate").compactMap {
@@ -123,7 +124,7 @@ public struct IntegratedAuthenticator: Sendable {
         let binding = first.connection.tlsServerEndPoint.map { Array("tls-server-end-point:".utf8) + $0 }
         let host = Self.host(of: request.url)
         var notes: [String] = []
-        if probe.captureServerCertificate && binding == nil {
+        if request.url.lowercased().hasPrefix("https:") && binding == nil {
             // No certificate to bind to (a pinned server: its connections are never reused).
             notes.append("no channel binding: the server's certificate was not captured")
             return try await legacy(request, offered: offered, credentials: credentials, notes: notes)

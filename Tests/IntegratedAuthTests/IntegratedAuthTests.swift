@@ -102,4 +102,13 @@ import WizardContract
         #expect(message.contains("Authenticated with NTLM with channel binding"), "\(message)")
         #expect(message.contains("Kerberos: Cannot contact any KDC"), "\(message)")
     }
+
+    /// A UPN with the domain left blank goes out as the user name with an empty NTLM domain.
+    @Test func upnWithBlankDomainOverNTLMWithChannelBinding() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "NTLM", requireCBT: true, ntlmUsers: [":alice@contoso.test:Passw0rd!"])
+        let account = ExchangeAccount(userName: "alice@contoso.test", domain: nil, email: "alice@contoso.test", password: "Passw0rd!")
+        let (checks, error) = await EWSConnectionTest(client: try Self.client(acceptor)).run(account: account, ewsUrl: Self.ews, oabUrl: nil) { _, _, _ in }
+        #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
+        #expect(checks.first?.message.contains("NTLM with channel binding") == true)
+    }
 }

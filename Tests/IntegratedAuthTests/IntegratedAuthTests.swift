@@ -13,7 +13,8 @@ import WizardContract
     static let ews = "https://mail.contoso.test/EWS/Exchange.asmx"
     /// Where MIT would write a ticket cache if anything used the default one.
     static let defaultCache: String = {
-        let path = TestPaths.makeTemporaryDirectory("integrated-auth-ccache") + "/krb5cc"
+        // Inside the realm's directory, which goes away with the realm.
+        let path = ((try? IntegratedAuthRealm.shared.get().directory) ?? "/nonexistent") + "/default-krb5cc"
         setenv("KRB5CCNAME", "FILE:" + path, 1)
         return path
     }()

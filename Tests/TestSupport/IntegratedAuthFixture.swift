@@ -80,7 +80,9 @@ public final class IntegratedAuthProcess: @unchecked Sendable {  // @unchecked: 
 /// The realm, started once per test process (its krb5.conf is what KRB5_CONFIG names).
 public enum IntegratedAuthRealm {
     public static let shared: Result<IntegratedAuthProcess, any Error> = Result {
-        let realm = try IntegratedAuthProcess(role: "realm", arguments: [])
+        // Never released (static): the script removes its directory itself when the test process exits.
+        let keep = ProcessInfo.processInfo.environment["SYNCWIZARD_KEEP_TEST_FILES"] != nil
+        let realm = try IntegratedAuthProcess(role: "realm", arguments: keep ? [] : ["--remove-on-exit"])
         setenv("KRB5_CONFIG", realm.string("krb5Config"), 1)
         return realm
     }

@@ -146,6 +146,9 @@ def run_realm(args):
             kdc.wait(5)
         except subprocess.TimeoutExpired:
             kdc.kill()
+        if args.remove_on_exit:
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
 
 
 # --- acceptor ---------------------------------------------------------------------------------
@@ -345,6 +348,7 @@ def main():
     realm = sub.add_parser("realm")
     realm.add_argument("--dir", required=True)
     realm.add_argument("--service-host", action="append", default=None)
+    realm.add_argument("--remove-on-exit", action="store_true", help="delete DIR (database, keytab) when stdin closes")
     acceptor = sub.add_parser("acceptor")
     acceptor.add_argument("--dir", required=True)
     acceptor.add_argument("--keytab", required=True)

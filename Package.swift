@@ -4,10 +4,11 @@ import PackageDescription
 // Arrows point one way, down the layers (each line: a module and what it imports):
 //   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardContract, Threading
 //   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardContract (profiles, state, method table)
-//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree;
+//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree, IntegratedAuth;
 //                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardContract)
 //   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
 //   ConnectorCore         → HTTP, WizardContract (checks, error mapping at the edge)
+//   IntegratedAuth        → HTTP, CGSSAPIShim, Threading (Kerberos / NTLM with channel binding over one connection)
 //   HTTP · Keyring · DNS · XMLTree · Cryptography → their C shims / Threading (DNS: CResolvShim, glibc's resolver)
 //   JSONRPC               → RPCCore, Threading (framing, dispatch)
 //   WizardContract        → RPCCore (methods, Profile, WizardState, wizard kinds; types only)
@@ -55,6 +56,12 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CCurlShim", "CLibcryptoShim", .product(name: "ExtrasBase64", package: "swift-extras-base64")]),
         // SHA-256 in Swift and RSA signature checks through CLibcryptoShim: no Foundation.
         .target(name: "Cryptography", dependencies: ["CLibcryptoShim"]),
+        // MIT Kerberos' GSSAPI and libkrb5 (Debian libgssapi-krb5-2; headers from libkrb5-dev),
+        // dlopen'ed on the first integrated-auth handshake by this C shim, never linked.
+        .target(name: "CGSSAPIShim"),
+        // Windows-integrated authentication: Kerberos and NTLM (gss-ntlmssp) with TLS channel binding.
+        .target(name: "IntegratedAuth", dependencies: ["CGSSAPIShim", "HTTP", "Threading",
+                                                       .product(name: "ExtrasBase64", package: "swift-extras-base64")]),
         .target(name: "XMLTree"),
         // glibc's stub resolver (res_nsend on a private res_state; libc) and its message parser
         // (ns_initparse, ns_parserr; libresolv, linked: a 60 KB library of libc's own).
@@ -73,7 +80,7 @@ let package = Package(
             "Cryptography",
         ]),
         .target(name: "ConnectorCore", dependencies: ["HTTP", "RPCCore", "WizardContract"], path: "Sources/Connectors/Core"),
-        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
+        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "IntegratedAuth", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
                 path: "Sources/Connectors/Exchange"),
         .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
                 path: "Sources/Connectors/SuperOffice"),
@@ -113,6 +120,8 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS", "Threading"]),
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "RPCCore", "WizardContract", "TestSupport"]),
+        // Kerberos and NTLM with channel binding against a real KDC and acceptor (Tests/Fixtures/integrated-auth).
+        .testTarget(name: "IntegratedAuthTests", dependencies: ["ExchangeConnector", "IntegratedAuth", "HTTP", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RPCCore", "WizardContract", "TestSupport"]),
     ]
 )

@@ -7,11 +7,13 @@
 set -eu
 exec 1>&2
 
-packages="libsecret-1-0 libsecret-1-dev libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq"
+packages="libsecret-1-0 libsecret-1-dev libcurl4-openssl-dev libssl-dev gnome-keyring libsecret-tools dbus dbus-bin jq libgssapi-krb5-2 libkrb5-dev gss-ntlmssp"
 python_packages=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages python3 util-linux procps curl iproute2 chromium chromium-driver emacs-nox dnsmasq-base"
-    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego selenium pexpect"
+    # A throwaway Kerberos realm and libfaketime for Tests/Fixtures/integrated-auth.
+    packages="$packages krb5-kdc krb5-admin-server krb5-user libfaketime"
+    python_packages="jsonschema referencing jsonschema_specifications trustme cryptography pyspnego:spnego gssapi krb5 selenium pexpect"
 fi
 
 missing=""

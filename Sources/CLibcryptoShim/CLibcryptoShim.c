@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -47,7 +48,12 @@
     X(EVP_sha256)                                                                                  \
     X(EVP_DigestVerifyInit)                                                                        \
     X(EVP_DigestVerify)                                                                            \
-    X(ERR_clear_error)
+    X(ERR_clear_error)                                                                             \
+    X(X509_get_signature_nid)                                                                      \
+    X(OBJ_find_sigid_algs)                                                                         \
+    X(OBJ_nid2sn)                                                                                  \
+    X(EVP_get_digestbyname)                                                                        \
+    X(X509_digest)
 
 static struct {
 #define X(name) __typeof__(name) *name;
@@ -168,4 +174,34 @@ done:
     // would read them as its own.
     crypto.ERR_clear_error();
     return valid;
+}
+
+int swcrypto_tls_server_end_point(const char *pem, size_t length, uint8_t digest[64], size_t *digest_length) {
+    if (pem == NULL || digest == NULL || digest_length == NULL || length > 1024 * 1024) return -1;
+    *digest_length = 0;
+    if (swcrypto_load() != NULL) return -1;
+    BIO *bio = crypto.BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return -1;
+    X509 *certificate = crypto.PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    crypto.BIO_free(bio);
+    if (certificate == NULL) {
+        crypto.ERR_clear_error();
+        return -1;
+    }
+    // RFC 5929 §4.1: the certificate's signature hash, except MD5 and SHA-1 become SHA-256.
+    // A signature without a separate hash (Ed25519) has none to reuse: SHA-256 as well.
+    int hash_nid = NID_undef;
+    const EVP_MD *md = NULL;
+    if (crypto.OBJ_find_sigid_algs(crypto.X509_get_signature_nid(certificate), &hash_nid, NULL) == 1
+        && hash_nid != NID_undef && hash_nid != NID_md5 && hash_nid != NID_sha1 && hash_nid != NID_md5_sha1) {
+        const char *name = crypto.OBJ_nid2sn(hash_nid);
+        md = name != NULL ? crypto.EVP_get_digestbyname(name) : NULL;
+    }
+    if (md == NULL) md = crypto.EVP_sha256();
+    unsigned int size = 0;
+    int status = crypto.X509_digest(certificate, md, digest, &size) == 1 && size <= 64 ? 0 : -1;
+    if (status == 0) *digest_length = size;
+    crypto.X509_free(certificate);
+    crypto.ERR_clear_error();
+    return status;
 }

@@ -26,6 +26,7 @@ struct TransferSpec {
     var maxResponseBytes: Int
     var authentication: HTTPAuthentication
     var followRedirects: Bool
+    var requireHTTP11 = false
 }
 
 /// Raw outcome of one transfer, read on the driver thread before the handle is freed.
@@ -39,8 +40,9 @@ struct TransferResult: Sendable {
     var effectiveURL = ""
     var exceededLimit = false
     var cancelled = false
-    /// certinfo of the leaf certificate (certificate lookup only): "Subject" -> "CN=...".
+    /// certinfo of the leaf certificate (certificate lookup, and a verified https transfer's new connection).
     var leafCertificate: [String: String] = [:]
+    var connection = HTTPConnectionInfo()
 }
 
 /// One easy handle plus every piece of memory libcurl points into while it runs.
@@ -74,7 +76,11 @@ final class CurlTransfer: @unchecked Sendable {
         self.easy = easy
         self.limit = spec.maxResponseBytes
         self.caBundle = caBundle
-        if case .certificateLookup = spec.mode { wantsCertificate = true } else { wantsCertificate = false }
+        switch spec.mode {
+        case .certificateLookup: wantsCertificate = true
+        case .verified: wantsCertificate = spec.scheme == "https"
+        case .pinned: wantsCertificate = false
+        }
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         do {
@@ -126,6 +132,13 @@ final class CurlTransfer: @unchecked Sendable {
         case .verified:
             try set(CURLOPT_SSL_VERIFYPEER, 1)
             try set(CURLOPT_SSL_VERIFYHOST, 2)
+            if spec.scheme == "https" {
+                // Every new connection's leaf certificate is read (HTTPClient remembers it per
+                // connection for channel binding), and a resumed TLS session carries none: no
+                // session resumption. The cost is a full handshake per new connection.
+                try set(CURLOPT_CERTINFO, 1)
+                try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
+            }
         case .certificateLookup:
             try set(CURLOPT_SSL_VERIFYPEER, 0)
             try set(CURLOPT_SSL_VERIFYHOST, 0)
@@ -207,6 +220,7 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_PASSWORD, string: password)
             try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
         }
+        if spec.requireHTTP11 { try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) }
     }
 
     private func configureHeaders(_ spec: TransferSpec) throws(HTTPError) {
@@ -336,11 +350,24 @@ final class CurlTransfer: @unchecked Sendable {
         result.headers = responseHeaders
         result.body = responseBody
         if wantsCertificate { result.leafCertificate = readLeafCertificate() }
+        result.connection = readConnection(certificate: result.leafCertificate["Cert"])
         let continuation = state.withLock { state in
             defer { state.continuation = nil }
             return state.continuation
         }
         continuation?.resume(returning: result)
+    }
+
+    private func readConnection(certificate pem: String?) -> HTTPConnectionInfo {
+        var info = HTTPConnectionInfo()
+        var long = 0
+        if ccurl_easy_getinfo_long(easy, CURLINFO_LOCAL_PORT, &long) == CURLE_OK { info.localPort = long }
+        if ccurl_easy_getinfo_long(easy, CURLINFO_PRIMARY_PORT, &long) == CURLE_OK { info.remotePort = long }
+        if ccurl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &long) == CURLE_OK { info.newConnections = long }
+        var ip: UnsafePointer<CChar>?
+        if ccurl_easy_getinfo_string(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK, let ip { info.remoteAddress = String(cString: ip) }
+        if let pem { info.tlsServerEndPoint = ServerCertificate.tlsServerEndPoint(pem: pem) }
+        return info
     }
 
     /// CURLINFO_CERTINFO lists the chain leaf first, as "Name:value" lines.

@@ -1,4 +1,5 @@
 import CCurlShim
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,6 +10,9 @@ public final class HTTPClient: Sendable {
     public let configuration: Configuration
     private let caBundle: CABundle?
     private let driver: CurlDriver
+    /// tls-server-end-point of each live connection ("localPort remoteAddress remotePort"),
+    /// recorded when a transfer opened it: a reused connection reports no certificate itself.
+    private let certificates = Mutex<[String: [UInt8]]>([:])
 
     public init(configuration: Configuration = Configuration()) throws(HTTPError) {
         try configuration.validate()
@@ -46,12 +50,25 @@ public final class HTTPClient: Sendable {
             result = try await perform(spec(for: request, target, mode: .pinned(publicKeyPin: pin), deadline: deadline), target)
         }
         try Self.throwIfFailed(result, target, request)
+        result.connection.tlsServerEndPoint = rememberCertificate(of: result.connection)
         return HTTPResponse(
             status: result.status, headers: result.headers, body: result.body,
-            effectiveURL: result.effectiveURL, durationMs: (clock.now - start).wholeMilliseconds)
+            effectiveURL: result.effectiveURL, durationMs: (clock.now - start).wholeMilliseconds,
+            connection: result.connection)
     }
 
     // MARK: Steps
+
+    private func rememberCertificate(of connection: HTTPConnectionInfo) -> [UInt8]? {
+        guard connection.localPort != 0 else { return nil }
+        let key = "\(connection.localPort) \(connection.remoteAddress) \(connection.remotePort)"
+        return certificates.withLock { known in
+            guard connection.newConnections > 0 else { return known[key] }
+            if known.count > 512 { known.removeAll() }  // ports are reused; only live connections matter
+            known[key] = connection.tlsServerEndPoint
+            return connection.tlsServerEndPoint
+        }
+    }
 
     private func validate(_ request: HTTPRequest, _ target: RequestTarget) throws(HTTPError) {
         if request.carriesCredentials && target.scheme != "https" {
@@ -98,7 +115,8 @@ public final class HTTPClient: Sendable {
             headers: request.headers, body: request.body,
             timeoutMs: try remainingMs(deadline, target), connectTimeoutMs: try connectTimeoutMs(deadline, target),
             maxResponseBytes: request.maxResponseBytes, authentication: request.authentication,
-            followRedirects: request.followRedirects)
+            followRedirects: request.followRedirects,
+            requireHTTP11: request.requireHTTP11)
     }
 
     private func remainingMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {

@@ -23,6 +23,8 @@ public struct HTTPRequest: Sendable {
     public var followRedirects: Bool
     /// Lower-case hex SHA-256 digests of DER leaf certificates the user trusted for this host.
     public var pinnedCertificateSHA256: [String]
+    /// HTTP/1.1 only: the legs of an NTLM or Negotiate handshake must share one connection.
+    public var requireHTTP11: Bool = false
 
     public static let defaultMaxResponseBytes = 8 * 1024 * 1024
 

@@ -27,6 +27,15 @@ struct ServerCertificate {
         self.pem = pem.hasSuffix("\n") ? pem : pem + "\n"
     }
 
+    /// RFC 5929 tls-server-end-point: the DER certificate hashed with its signature's hash
+    /// (SHA-256 for MD5 and SHA-1), as Windows and Exchange's Extended Protection compute it.
+    static func tlsServerEndPoint(pem: String) -> [UInt8]? {
+        var digest = [UInt8](repeating: 0, count: 64)
+        var length = 0
+        let status = pem.withCString { swcrypto_tls_server_end_point($0, strlen($0), &digest, &length) }
+        return status == 0 ? Array(digest.prefix(length)) : nil
+    }
+
     /// Accepts "AB:CD…" or "abcd…" so a pin copied from another tool still matches.
     func matches(pin: String) -> Bool {
         pin.lowercased().filter { $0 != ":" && $0 != " " } == sha256

@@ -34,4 +34,10 @@ int swcrypto_rsa_sha256_verify(const uint8_t *modulus, size_t modulus_length,
                                const uint8_t *message, size_t message_length,
                                const uint8_t *signature, size_t signature_length);
 
+/// RFC 5929 tls-server-end-point channel-binding data of the first certificate in `pem`: its
+/// DER hashed with its signature's hash (SHA-256 when that is MD5 or SHA-1, or when there is
+/// none). Writes up to 64 bytes to `digest` and their number to `digest_length`. 0 on
+/// success, -1 when it cannot be parsed or libcrypto is missing.
+int swcrypto_tls_server_end_point(const char *pem, size_t length, uint8_t digest[64], size_t *digest_length);
+
 #endif

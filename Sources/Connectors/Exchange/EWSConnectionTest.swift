@@ -46,11 +46,7 @@ public struct EWSConnectionTest: Sendable {
     }
 
     func send(_ request: HTTPRequest, account: ExchangeAccount) async throws(RPCError) -> HTTPResponse {
-        do {
-            return try await ExchangeAuthentication.send(request, account: account, client: client)
-        } catch {
-            throw error.rpcError
-        }
+        try await ExchangeAuthentication.sendIntegrated(request, account: account, client: client).response
     }
 
     func getCalendarFolder(account: ExchangeAccount, ewsUrl: String) async throws(RPCError) -> String {
@@ -62,9 +58,12 @@ public struct EWSConnectionTest: Sendable {
         if let mailbox = account.impersonateMailbox { headers.add("X-AnchorMailbox", mailbox) }
         let request = HTTPRequest(method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: account.impersonateMailbox),
                                   timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins(host))
-        let response = try await send(request, account: account)
-        return try EWS.interpretGetFolder(response, mailbox: account.email, impersonating: account.impersonateMailbox,
-                                           credentialsHint: ExchangeHints.userNameForms)
+        let outcome = try await ExchangeAuthentication.sendIntegrated(request, account: account, client: client)
+        let message = try EWS.interpretGetFolder(outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
+                                                 credentialsHint: ExchangeHints.userNameForms)
+        guard outcome.scheme != .none else { return message }
+        let passedOver = outcome.notes.isEmpty ? "" : " (" + outcome.notes.joined(separator: "; ") + ")"
+        return message + " Authenticated with \(outcome.scheme.label)\(passedOver)."
     }
 
     func checkOfflineAddressBook(account: ExchangeAccount, oabUrl: String) async throws(RPCError) -> String {

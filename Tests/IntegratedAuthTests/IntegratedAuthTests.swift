@@ -1,0 +1,115 @@
+import ExchangeConnector
+import Foundation
+import HTTP
+import RPCCore
+import TestSupport
+import Testing
+import WizardContract
+
+/// The Exchange connection test in-process against real peers: a throwaway MIT KDC and an HTTPS
+/// acceptor (pyspnego + python-gssapi) that checks Kerberos and NTLM with TLS channel binding
+/// over real TLS on loopback (mail.contoso.test via CURLOPT_CONNECT_TO, the acceptor's own CA).
+@Suite(.serialized) struct IntegratedAuthTests {
+    static let ews = "https://mail.contoso.test/EWS/Exchange.asmx"
+    /// Where MIT would write a ticket cache if anything used the default one.
+    static let defaultCache: String = {
+        // Inside the realm's directory, which goes away with the realm.
+        let path = ((try? IntegratedAuthRealm.shared.get().directory) ?? "/nonexistent") + "/default-krb5cc"
+        setenv("KRB5CCNAME", "FILE:" + path, 1)
+        return path
+    }()
+
+    static func client(_ acceptor: IntegratedAuthProcess) throws -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.caFile = acceptor.string("caFile")
+        configuration.connectTo = ["mail.contoso.test:443:127.0.0.1:\(acceptor.int("httpsPort"))"]
+        return try HTTPClient(configuration: configuration)
+    }
+
+    static func test(_ acceptor: IntegratedAuthProcess, user: String = "alice", domain: String = "CONTOSO",
+                     email: String = "alice@contoso.test", password: String = "Passw0rd!") async throws -> ([ConnectionCheck], RPCError?) {
+        _ = defaultCache
+        let account = ExchangeAccount(userName: user, domain: domain, email: email, password: password)
+        return await EWSConnectionTest(client: try client(acceptor)).run(account: account, ewsUrl: ews, oabUrl: nil) { _, _, _ in }
+    }
+
+    /// Every authenticated leg the acceptor saw went over the probe's connection.
+    static func oneConnection(_ acceptor: IntegratedAuthProcess) -> Bool {
+        Set(acceptor.logEntries().compactMap { $0["connection"]?.intValue }).count == 1
+    }
+
+    @Test func kerberosWithChannelBindingWhenNTLMIsDisabled() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true)
+        let (checks, error) = try await Self.test(acceptor)
+        #expect(error == nil, "\(String(describing: error))")
+        #expect(checks.first?.message.contains("Authenticated with Kerberos with channel binding") == true, "\(checks)")
+        let ok = acceptor.logEntries().filter { $0["outcome"] == "ok" }
+        #expect(ok.first?["protocol"] == "kerberos")
+        #expect(ok.first?["user"]?.stringValue == "alice@CONTOSO.TEST")
+        #expect(Self.oneConnection(acceptor))
+        // The ticket lived in a MEMORY: cache: nothing at KRB5CCNAME or in /tmp.
+        #expect(!FileManager.default.fileExists(atPath: Self.defaultCache))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/krb5cc_\(getuid())"))
+    }
+
+    @Test func ntlmWithChannelBindingWorksWhereTheAcceptorRequiresIt() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "NTLM", requireCBT: true)
+        let (checks, error) = try await Self.test(acceptor)
+        #expect(error == nil, "\(String(describing: error))")
+        #expect(checks.first?.message.contains("Authenticated with NTLM with channel binding") == true, "\(checks)")
+        let entries = acceptor.logEntries()
+        #expect(entries.compactMap { $0["token"]?.stringValue } == ["ntlm-negotiate", "ntlm-authenticate"])
+        #expect(entries.last?["outcome"] == "ok")
+        #expect(Self.oneConnection(acceptor))
+    }
+
+    /// The acceptor really checks: libcurl's NTLM (no MsvAvChannelBindings) is refused by it.
+    @Test func acceptorRefusesNTLMWithoutChannelBinding() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "NTLM", requireCBT: true)
+        let response = try await Self.client(acceptor).send(HTTPRequest(
+            method: "POST", url: Self.ews, body: Array("<x/>".utf8),
+            authentication: .ntlm(user: "alice", domain: "CONTOSO", password: "Passw0rd!")))
+        #expect(response.status == 401)
+        let refused = acceptor.logEntries().filter { $0["outcome"] == "refused" }
+        #expect(refused.first?["error"]?.stringValue?.contains("BadBindings") == true, "\(acceptor.logEntries())")
+    }
+
+    @Test func wrongPasswordIsInvalidCredentialsFromTheKDC() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(requireCBT: true)
+        let (_, error) = try await Self.test(acceptor, password: "wrong")
+        #expect(error?.kind == .invalidCredentials)
+        #expect(error?.details["reason"] == "kerberosRefused", "\(String(describing: error))")
+        #expect(acceptor.logEntries().allSatisfy { $0["outcome"] != "ok" })
+    }
+
+    @Test func clockSkewIsNamedKRBAPERRSKEW() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true, skewSeconds: 600)
+        let (_, error) = try await Self.test(acceptor)
+        #expect(error?.details["reason"] == "clockSkew", "\(String(describing: error))")
+        #expect(error?.message.contains("KRB_AP_ERR_SKEW") == true, "\(String(describing: error))")
+        // The acceptor (MIT) refused with KRB_AP_ERR_SKEW and sent the KRB-ERROR back, which
+        // MIT on this side decoded.
+        #expect(acceptor.logEntries().contains { $0["error"]?.stringValue?.contains("Clock skew too great") == true && $0["errorToken"] == true },
+                "\(acceptor.logEntries())")
+        #expect(error?.hint?.contains("Clock skew too great") == true, "\(String(describing: error?.hint))")
+    }
+
+    @Test func kdcDownFallsBackToNTLMWithChannelBinding() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(requireCBT: true)
+        // DOWN.TEST's KDC (in the realm's krb5.conf) is a closed port.
+        let (checks, error) = try await Self.test(acceptor, user: "bob", domain: "DOWN", email: "bob@down.test", password: "Secr3t!!")
+        #expect(error == nil, "\(String(describing: error))")
+        let message = checks.first?.message ?? ""
+        #expect(message.contains("Authenticated with NTLM with channel binding"), "\(message)")
+        #expect(message.contains("Kerberos: Cannot contact any KDC"), "\(message)")
+    }
+
+    /// A UPN with the domain left blank goes out as the user name with an empty NTLM domain.
+    @Test func upnWithBlankDomainOverNTLMWithChannelBinding() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "NTLM", requireCBT: true, ntlmUsers: [":alice@contoso.test:Passw0rd!"])
+        let account = ExchangeAccount(userName: "alice@contoso.test", domain: nil, email: "alice@contoso.test", password: "Passw0rd!")
+        let (checks, error) = await EWSConnectionTest(client: try Self.client(acceptor)).run(account: account, ewsUrl: Self.ews, oabUrl: nil) { _, _, _ in }
+        #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
+        #expect(checks.first?.message.contains("NTLM with channel binding") == true)
+    }
+}

@@ -93,11 +93,16 @@ public struct OAuthFlow: Sendable {
     public func request(_ url: String, form: [(String, String)], mapError: @Sendable (OAuthErrorResponse) -> RPCError) async throws(RPCError) -> TokenResponse {
         do {
             let tokens = try await TokenClient(http: http).request(url, form: form)
-            for secret in [tokens.accessToken, tokens.refreshToken, tokens.idToken].compactMap({ $0 }) { keepSecret(secret) }
+            keepSecrets(of: tokens)
             return tokens
         } catch {
             throw Self.rpcError(error, mapError)
         }
+    }
+
+    /// Every token of an answer goes to the redactor before anything else sees it.
+    func keepSecrets(of tokens: TokenResponse) {
+        for secret in [tokens.accessToken, tokens.refreshToken, tokens.idToken].compactMap({ $0 }) { keepSecret(secret) }
     }
 
     static func rpcError(_ failure: TokenEndpointFailure, _ mapError: @Sendable (OAuthErrorResponse) -> RPCError) -> RPCError {
@@ -151,7 +156,7 @@ public struct OAuthFlow: Sendable {
                 }
                 continue
             }
-            for secret in [tokens.accessToken, tokens.refreshToken, tokens.idToken].compactMap({ $0 }) { keepSecret(secret) }
+            keepSecrets(of: tokens)
             return try await signedIn(tokens, provider: provider, nonce: nil)
         }
     }

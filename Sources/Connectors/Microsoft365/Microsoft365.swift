@@ -94,7 +94,7 @@ public struct Microsoft365: OAuthProvider {
         guard tenant.lowercased() != "common" else {
             throw .invalidParams(field: "adminConsent", "Admin consent needs the tenant (its id, its domain, or 'organizations'), not 'common': set it with setProviderSettings.")
         }
-        return ConsentLeg(endpoint: adminConsentEndpoint, parameters: [("client_id", clientId)] + adminConsentParameters().filter { $0.0 != "client_id" }) { answer in
+        return ConsentLeg(endpoint: adminConsentEndpoint, parameters: adminConsentParameters()) { answer in
             answer["admin_consent"]?.lowercased() == "true" ? nil
                 : RPCError(.consentDenied, "The administrator did not grant consent for the organization.", hint: Self.consentHint)
         }

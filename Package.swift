@@ -19,7 +19,9 @@ let package = Package(
     products: [
         .executable(name: "syncwizard", targets: ["syncwizard"]),
         // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
-        .library(name: "SyncwizardParsing", targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth", "Microsoft365Connector", "Threading"]),
+        .library(
+            name: "SyncwizardParsing",
+            targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth", "Microsoft365Connector", "Threading"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -34,17 +36,23 @@ let package = Package(
         // The wizard's contract: its methods (one type each), Profile, WizardState, wizard kinds.
         .target(name: "WizardContract", dependencies: ["RPCCore"]),
         .target(name: "Threading"),
-        .target(name: "JSONRPC", dependencies: [
-            "RPCCore", "Threading", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "JSONRPC",
+            dependencies: [
+                "RPCCore", "Threading", .product(name: "Logging", package: "swift-log"),
+            ]),
         // libsecret (with GLib, GObject, GIO) is dlopen'ed on first keyring use by this C shim,
         // never linked: --secret-store memory and runs without secrets do not load it.
         // Compiled against libsecret's real header (libsecret-1-dev): the include paths of
         // `pkg-config --cflags libsecret-1` on Debian, without its link flags (still dlopen'ed).
-        .target(name: "CSecretShim", cSettings: [.unsafeFlags([
-            "-I/usr/include/libsecret-1", "-I/usr/include/glib-2.0",
-            "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include", "-I/usr/lib/aarch64-linux-gnu/glib-2.0/include",
-        ])]),
+        .target(
+            name: "CSecretShim",
+            cSettings: [
+                .unsafeFlags([
+                    "-I/usr/include/libsecret-1", "-I/usr/include/glib-2.0",
+                    "-I/usr/lib/x86_64-linux-gnu/glib-2.0/include", "-I/usr/lib/aarch64-linux-gnu/glib-2.0/include",
+                ])
+            ]),
         .target(name: "Keyring", dependencies: ["CSecretShim", "RPCCore", "WizardContract", "Threading"]),
         // libcurl is dlopen'ed on the first HTTP use by this C shim, never linked, so start-up
         // does not map it and its ~30 libraries. Its header brings
@@ -60,8 +68,12 @@ let package = Package(
         // dlopen'ed on the first integrated-auth handshake by this C shim, never linked.
         .target(name: "CGSSAPIShim"),
         // Windows-integrated authentication: Kerberos and NTLM (gss-ntlmssp) with TLS channel binding.
-        .target(name: "IntegratedAuth", dependencies: ["CGSSAPIShim", "HTTP", "Threading",
-                                                       .product(name: "ExtrasBase64", package: "swift-extras-base64")]),
+        .target(
+            name: "IntegratedAuth",
+            dependencies: [
+                "CGSSAPIShim", "HTTP", "Threading",
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]),
         .target(name: "XMLTree"),
         // glibc's stub resolver (res_nsend on a private res_state; libc) and its message parser
         // (ns_initparse, ns_parserr; libresolv, linked: a 60 KB library of libc's own).
@@ -71,50 +83,69 @@ let package = Package(
         .target(name: "EWS", dependencies: ["HTTP", "XMLTree", "RPCCore", "WizardContract"]),
         // OAuth 2.0 for native apps: PKCE, the loopback listener (SwiftNIO), token endpoint
         // calls (libcurl), id_token checks (RS256 through libcrypto).
-        .target(name: "OAuth", dependencies: [
-            "HTTP", "ConnectorCore", "RPCCore", "WizardContract", "Threading",
-            .product(name: "ExtrasBase64", package: "swift-extras-base64"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            "Cryptography",
-        ]),
+        .target(
+            name: "OAuth",
+            dependencies: [
+                "HTTP", "ConnectorCore", "RPCCore", "WizardContract", "Threading",
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "Cryptography",
+            ]),
         .target(name: "ConnectorCore", dependencies: ["HTTP", "RPCCore", "WizardContract"], path: "Sources/Connectors/Core"),
-        .target(name: "ExchangeConnector", dependencies: ["ConnectorCore", "EWS", "HTTP", "IntegratedAuth", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
-                path: "Sources/Connectors/Exchange"),
-        .target(name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
-                path: "Sources/Connectors/SuperOffice"),
-        .target(name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract", "EWS"],
-                path: "Sources/Connectors/Microsoft365"),
-        .target(name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
-                path: "Sources/Connectors/Google"),
-        .target(name: "Wizard", dependencies: [
-            "RPCCore", "WizardContract", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "DNS",
-            .product(name: "Logging", package: "swift-log"),
-        ],
-        // Protocol/openrpc.json (a link to it) compiled in as bytes for rpc.discover: no resource
-        // bundle to lose when the binary is copied, no generated file in git, no Foundation.
-        resources: [.embedInCode("Resources/openrpc.json")]),
-        .executableTarget(name: "syncwizard", dependencies: [
-            "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading", "DNS",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "ExchangeConnector",
+            dependencies: ["ConnectorCore", "EWS", "HTTP", "IntegratedAuth", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
+            path: "Sources/Connectors/Exchange"),
+        .target(
+            name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
+            path: "Sources/Connectors/SuperOffice"),
+        .target(
+            name: "Microsoft365Connector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract", "EWS"],
+            path: "Sources/Connectors/Microsoft365"),
+        .target(
+            name: "GoogleConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
+            path: "Sources/Connectors/Google"),
+        .target(
+            name: "Wizard",
+            dependencies: [
+                "RPCCore", "WizardContract", "JSONRPC", "Keyring", "Threading", "ConnectorCore", "ExchangeConnector", "SuperOfficeConnector",
+                "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "DNS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // Protocol/openrpc.json (a link to it) compiled in as bytes for rpc.discover: no resource
+            // bundle to lose when the binary is copied, no generated file in git, no Foundation.
+            resources: [.embedInCode("Resources/openrpc.json")]),
+        .executableTarget(
+            name: "syncwizard",
+            dependencies: [
+                "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading", "DNS",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "TestSupport", dependencies: ["RPCCore", "WizardContract", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),
         // Connectors in-process against a fake HTTP transport (no binary, no server process).
-        .testTarget(name: "ConnectorTests", dependencies: [
-            "ConnectorCore", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "RPCCore", "WizardContract", "TestSupport",
-        ]),
+        .testTarget(
+            name: "ConnectorTests",
+            dependencies: [
+                "ConnectorCore", "SuperOfficeConnector", "Microsoft365Connector", "GoogleConnector", "OAuth", "HTTP", "RPCCore", "WizardContract",
+                "TestSupport",
+            ]),
         .testTarget(name: "WizardContractTests", dependencies: ["RPCCore", "WizardContract"]),
-        .testTarget(name: "JSONRPCTests", dependencies: [
-            "JSONRPC", "RPCCore", "WizardContract", "Threading", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "JSONRPCTests",
+            dependencies: [
+                "JSONRPC", "RPCCore", "WizardContract", "Threading", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "EWS", "DNS", "HTTP", "XMLTree", "RPCCore", "WizardContract", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
-        .testTarget(name: "OAuthTests", dependencies: [
-            "OAuth", "Cryptography", "RPCCore", "WizardContract", "TestSupport", "Threading",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .testTarget(
+            name: "OAuthTests",
+            dependencies: [
+                "OAuth", "Cryptography", "RPCCore", "WizardContract", "TestSupport", "Threading",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], exclude: ["Support"]),
         // SRV lookups against dnsmasq and Tests/Fixtures/dns/odd_dns.py on loopback.
         .testTarget(name: "DNSTests", dependencies: ["DNS", "Threading"]),

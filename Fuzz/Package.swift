@@ -16,26 +16,36 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        .target(name: "FuzzSupport", dependencies: [
-            .product(name: "SyncwizardParsing", package: "syncwizard"),
-        ]),
-        .executableTarget(name: "FuzzMessages", dependencies: [
-            "FuzzSupport",
-            .product(name: "SyncwizardParsing", package: "syncwizard"),
-        ]),
-        .executableTarget(name: "FuzzExchangeXML", dependencies: [
-            "FuzzSupport",
-            .product(name: "SyncwizardParsing", package: "syncwizard"),
-        ]),
-        .executableTarget(name: "FuzzOAuthCallback", dependencies: [
-            "FuzzSupport",
-            .product(name: "SyncwizardParsing", package: "syncwizard"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
-        .executableTarget(name: "FuzzTokenResponses", dependencies: [
-            "FuzzSupport",
-            .product(name: "SyncwizardParsing", package: "syncwizard"),
-        ]),
+        .target(
+            name: "FuzzSupport",
+            dependencies: [
+                .product(name: "SyncwizardParsing", package: "syncwizard")
+            ]),
+        .executableTarget(
+            name: "FuzzMessages",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "SyncwizardParsing", package: "syncwizard"),
+            ]),
+        .executableTarget(
+            name: "FuzzExchangeXML",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "SyncwizardParsing", package: "syncwizard"),
+            ]),
+        .executableTarget(
+            name: "FuzzOAuthCallback",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "SyncwizardParsing", package: "syncwizard"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
+        .executableTarget(
+            name: "FuzzTokenResponses",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "SyncwizardParsing", package: "syncwizard"),
+            ]),
     ]
 )

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# Formatting: the tree is as swift-format (.swift-format: indent 4, line length 160) leaves it.
+swift format lint --strict -r -p Sources Tests Fuzz Benchmarks Package.swift
 swift build --build-tests "$@"
 # The docs: the option lists generated from the option table are current (scripts/sync-docs.sh).
 bin="$(swift build --show-bin-path "$@")/syncwizard"

@@ -45,8 +45,9 @@ public struct RSAPublicKey: Sendable, Equatable {
             exponent.withUnsafeBufferPointer { e in
                 message.withUnsafeBufferPointer { m in
                     signature.withUnsafeBufferPointer { s in
-                        swcrypto_rsa_sha256_verify(n.baseAddress, n.count, e.baseAddress, e.count,
-                                                   m.baseAddress, m.count, s.baseAddress, s.count) == 1
+                        swcrypto_rsa_sha256_verify(
+                            n.baseAddress, n.count, e.baseAddress, e.count,
+                            m.baseAddress, m.count, s.baseAddress, s.count) == 1
                     }
                 }
             }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CResolvShim
 import Threading
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One SRV record (RFC 2782).
 public struct SRVRecord: Sendable, Equatable {
@@ -120,7 +121,8 @@ public final class SRVResolver: Sendable {
         var port: UInt16 = 53
         if let portText {
             guard (1...5).contains(portText.utf8.count), portText.utf8.allSatisfy({ (48...57).contains($0) }),
-                  let number = Int(portText), (1...65535).contains(number) else { return nil }
+                let number = Int(portText), (1...65535).contains(number)
+            else { return nil }
             port = UInt16(number)
         }
         if host.contains(":") {
@@ -147,10 +149,10 @@ public final class SRVResolver: Sendable {
         let server = self.server
         let perTry = timeoutSeconds
         let outcome: Result<[SRVRecord], DNSError>? = await runOnOwnThread(
-            name: "syncwizard-dns", timeout: remaining, onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) }
-        ) {
-            Self.query(name: name, server: server, perTry: perTry, deadline: deadline, servers: servers)
-        }
+            name: "syncwizard-dns", timeout: remaining,
+            onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) },
+            { Self.query(name: name, server: server, perTry: perTry, deadline: deadline, servers: servers) }
+        )
         switch outcome {
         case .success(let records)?: return Self.rfc2782Order(records)
         case .failure(let error)?: throw error
@@ -171,7 +173,10 @@ public final class SRVResolver: Sendable {
                 var chosen = group.count - 1
                 for (i, record) in group.enumerated() {
                     running += Int(record.weight)
-                    if running >= pick { chosen = i; break }
+                    if running >= pick {
+                        chosen = i
+                        break
+                    }
                 }
                 ordered.append(group.remove(at: chosen))
             }
@@ -181,8 +186,10 @@ public final class SRVResolver: Sendable {
 
     /// One lookup on its own thread, blocking in res_nsend. `servers` learns the servers' text
     /// for the caller's timeout message.
-    static func query(name: String, server: DNSServerAddress?, perTry: Double, deadline: Double,
-                      servers: MutexBox<String>) -> Result<[SRVRecord], DNSError> {
+    static func query(
+        name: String, server: DNSServerAddress?, perTry: Double, deadline: Double,
+        servers: MutexBox<String>
+    ) -> Result<[SRVRecord], DNSError> {
         let state = UnsafeMutablePointer<__res_state>.allocate(capacity: 1)
         state.initialize(to: __res_state())
         defer { state.deallocate() }
@@ -201,8 +208,9 @@ public final class SRVResolver: Sendable {
         tune(state, remaining: deadline - monotonicSeconds(), perTry: perTry)
 
         var question = [UInt8](repeating: 0, count: Int(NS_PACKETSZ))
-        let questionLength = res_nmkquery(state, Int32(ns_o_query.rawValue), name, Int32(ns_c_in.rawValue), Int32(ns_t_srv.rawValue),
-                                          nil, 0, nil, &question, Int32(question.count))
+        let questionLength = res_nmkquery(
+            state, Int32(ns_o_query.rawValue), name, Int32(ns_c_in.rawValue), Int32(ns_t_srv.rawValue),
+            nil, 0, nil, &question, Int32(question.count))
         guard questionLength > 0 else { return .failure(.invalidName(name)) }
         var answer = [UInt8](repeating: 0, count: Int(NS_MAXMSG))
         errno = 0
@@ -243,14 +251,15 @@ public final class SRVResolver: Sendable {
         guard flag(ns_f_tc) == 0 else { return .failure(.malformedResponse("it is truncated, over TCP too")) }
         var record = ns_rr()
         guard sw_ns_msg_count(&message, ns_s_qd) == 1, ns_parserr(&message, ns_s_qd, 0, &record) == 0,
-              record.type == ns_t_srv.rawValue, record.rr_class == ns_c_in.rawValue, sameName(ownerName(&record), name) else {
+            record.type == ns_t_srv.rawValue, record.rr_class == ns_c_in.rawValue, sameName(ownerName(&record), name)
+        else {
             return .failure(.malformedResponse("its question is not the one asked"))
         }
         let rcode = flag(ns_f_rcode)
         if rcode == Int(ns_r_nxdomain.rawValue) { return .success([]) }
         guard rcode == Int(ns_r_noerror.rawValue) else { return .failure(.serverFailure(rcode: rcode)) }
 
-        var owners = [name]  // the name asked and the CNAME targets it leads to
+        var owners = [name] // the name asked and the CNAME targets it leads to
         var records: [SRVRecord] = []
         var rejected: [String] = []
         for index in 0..<sw_ns_msg_count(&message, ns_s_an) {
@@ -269,7 +278,10 @@ public final class SRVResolver: Sendable {
             guard data.count >= 7, let target = expandName(message, data, at: 6) else {
                 return .failure(.malformedResponse("SRV record \(index + 1) does not parse"))
             }
-            guard target == "." || isHostName(target) else { rejected.append(target); continue }
+            guard target == "." || isHostName(target) else {
+                rejected.append(target)
+                continue
+            }
             func number(_ at: Int) -> UInt16 { UInt16(data[at]) << 8 | UInt16(data[at + 1]) }
             records.append(SRVRecord(priority: number(0), weight: number(2), port: number(4), target: target))
         }

@@ -12,15 +12,17 @@ public enum EWS {
     public static let requestServerVersion = "Exchange2013_SP1"
 
     public static func getFolderBody(impersonate: String?) -> [UInt8] {
-        let impersonation = impersonate.map {
-            """
-                <t:ExchangeImpersonation>
-                  <t:ConnectingSID><t:PrimarySmtpAddress>\(xmlEscaped($0))</t:PrimarySmtpAddress></t:ConnectingSID>
-                </t:ExchangeImpersonation>
+        let impersonation =
+            impersonate.map {
+                """
+                    <t:ExchangeImpersonation>
+                      <t:ConnectingSID><t:PrimarySmtpAddress>\(xmlEscaped($0))</t:PrimarySmtpAddress></t:ConnectingSID>
+                    </t:ExchangeImpersonation>
 
+                """
+            } ?? ""
+        return Array(
             """
-        } ?? ""
-        return Array("""
             <?xml version="1.0" encoding="utf-8"?>
             <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
                            xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
@@ -40,39 +42,48 @@ public enum EWS {
 
     /// `mailbox` is the account's own, `impersonating` the one it acts for; `credentialsHint` is
     /// what to say when Exchange refuses the credentials (HTTP 401).
-    public static func interpretGetFolder(_ response: HTTPResponse, mailbox: String, impersonating: String?,
-                                          credentialsHint: String) throws(RPCError) -> String {
+    public static func interpretGetFolder(
+        _ response: HTTPResponse, mailbox: String, impersonating: String?,
+        credentialsHint: String
+    ) throws(RPCError) -> String {
         switch response.status {
         case 401:
-            throw RPCError(.invalidCredentials, "Exchange did not accept the user name and password.", hint: credentialsHint,
-                           details: ["status": 401])
+            throw RPCError(
+                .invalidCredentials, "Exchange did not accept the user name and password.", hint: credentialsHint,
+                details: ["status": 401])
         case 403:
-            throw RPCError(.accessDenied, "Exchange refused access to EWS (HTTP 403); EWS may be disabled for this account.",
-                           details: ["status": 403, "responseCode": .null])
+            throw RPCError(
+                .accessDenied, "Exchange refused access to EWS (HTTP 403); EWS may be disabled for this account.",
+                details: ["status": 403, "responseCode": .null])
         case 404, 300...399:
-            throw RPCError(.endpointInvalid, "The EWS URL does not lead to Exchange Web Services (HTTP \(response.status)).",
-                           hint: "It usually ends in /EWS/Exchange.asmx.", details: ["field": "ewsUrl", "status": .int(response.status)])
+            throw RPCError(
+                .endpointInvalid, "The EWS URL does not lead to Exchange Web Services (HTTP \(response.status)).",
+                hint: "It usually ends in /EWS/Exchange.asmx.", details: ["field": "ewsUrl", "status": .int(response.status)])
         default:
             break
         }
         // Anything but a SOAP envelope: a server failure (5xx) or a URL that is not EWS.
         guard let envelope = try? XMLTreeParser.parse(response.body), envelope.name == "Envelope", let body = envelope.child("Body") else {
             if response.status >= 500 {
-                throw RPCError(.serverError, "Exchange answered with HTTP \(response.status).", details: ["status": .int(response.status), "responseCode": .null])
+                throw RPCError(
+                    .serverError, "Exchange answered with HTTP \(response.status).", details: ["status": .int(response.status), "responseCode": .null])
             }
-            throw RPCError(.endpointInvalid, "The EWS URL answers with something that is not a SOAP message.",
-                           hint: "It usually ends in /EWS/Exchange.asmx.", details: ["field": "ewsUrl", "status": .int(response.status)])
+            throw RPCError(
+                .endpointInvalid, "The EWS URL answers with something that is not a SOAP message.",
+                hint: "It usually ends in /EWS/Exchange.asmx.", details: ["field": "ewsUrl", "status": .int(response.status)])
         }
         if let fault = body.child("Fault") {
             let code = fault.first("ResponseCode")?.text ?? fault.child("faultcode")?.text ?? "SOAP fault"
-            throw mapResponseCode(code, message: fault.child("faultstring")?.text ?? code, status: response.status, mailbox: mailbox, impersonating: impersonating)
+            throw mapResponseCode(
+                code, message: fault.child("faultstring")?.text ?? code, status: response.status, mailbox: mailbox, impersonating: impersonating)
         }
         guard let message = body.first("GetFolderResponseMessage") else {
             throw RPCError(.serverError, "Exchange's answer has no GetFolder response.", details: ["status": .int(response.status), "responseCode": .null])
         }
         let code = message.child("ResponseCode")?.text ?? "NoError"
         guard message.attributes["ResponseClass"] == "Success", code == "NoError" else {
-            throw mapResponseCode(code, message: message.child("MessageText")?.text ?? code, status: response.status, mailbox: mailbox, impersonating: impersonating)
+            throw mapResponseCode(
+                code, message: message.child("MessageText")?.text ?? code, status: response.status, mailbox: mailbox, impersonating: impersonating)
         }
         var description = "The calendar is reachable"
         if let version = envelope.first("ServerVersionInfo") {
@@ -88,15 +99,19 @@ public enum EWS {
         switch code {
         case "ErrorNonExistentMailbox", "ErrorNonPrimarySmtpAddress":
             let who = impersonating ?? mailbox
-            return RPCError(.mailboxNotFound, "Exchange has no mailbox \(who) (\(code)).",
-                            hint: "Use the mailbox's primary SMTP address.", details: details)
+            return RPCError(
+                .mailboxNotFound, "Exchange has no mailbox \(who) (\(code)).",
+                hint: "Use the mailbox's primary SMTP address.", details: details)
         case "ErrorImpersonateUserDenied", "ErrorImpersonationDenied", "ErrorImpersonationFailed", "ErrorInvalidExchangeImpersonationHeaderData":
-            return RPCError(.impersonationDenied, "The account may not act for \(impersonating ?? "that mailbox") (\(code)).",
-                            hint: "Give the service account the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User <account>).",
-                            details: details)
+            return RPCError(
+                .impersonationDenied, "The account may not act for \(impersonating ?? "that mailbox") (\(code)).",
+                hint:
+                    "Give the service account the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User <account>).",
+                details: details)
         case "ErrorAccessDenied", "ErrorFolderNotFound":
-            return RPCError(.accessDenied, "The account may not open that calendar (\(code)).",
-                            hint: "Give the account permission on the calendar, or use impersonation.", details: details)
+            return RPCError(
+                .accessDenied, "The account may not open that calendar (\(code)).",
+                hint: "Give the account permission on the calendar, or use impersonation.", details: details)
         default:
             return RPCError(.serverError, "Exchange answered \(code): \(message)", details: details)
         }

@@ -1,6 +1,7 @@
 import CCurlShim
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Trust anchors for a client with an extra CA file: the system's plus that file, handed to
@@ -42,7 +43,8 @@ final class CABundle: Sendable {
     /// libcurl's default CAPATH, if it holds OpenSSL hash links ("5ad8a5d6.0").
     static func hashedSystemDirectory() -> String? {
         guard let directory = defaultLocation(CURLINFO_CAPATH) ?? existing("/etc/ssl/certs"),
-              let names = LocalFiles.contentsOfDirectory(directory) else { return nil }
+            let names = LocalFiles.contentsOfDirectory(directory)
+        else { return nil }
         let hashed = names.contains { name in
             let parts = name.split(separator: ".")
             return parts.count == 2 && parts[0].count == 8 && parts[0].allSatisfy(\.isHexDigit)
@@ -79,7 +81,7 @@ enum LocalFiles {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                return nil  // EISDIR for a directory, EIO, ...
+                return nil // EISDIR for a directory, EIO, ...
             }
             if count == 0 { break }
             bytes.append(contentsOf: chunk[0..<count])

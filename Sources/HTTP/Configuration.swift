@@ -26,7 +26,8 @@ extension HTTPClient {
         func validate() throws(HTTPError) {
             for entry in connectTo {
                 guard entry.split(separator: ":", omittingEmptySubsequences: false).count >= 4,
-                      !entry.containsControlCharacter else {
+                    !entry.containsControlCharacter
+                else {
                     throw .invalidConfiguration(reason: "connect-to entry \"\(entry)\" is not HOST:PORT:CONNECT_HOST:CONNECT_PORT")
                 }
             }

@@ -1,7 +1,8 @@
 import CCurlShim
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs every transfer of one client on one curl multi handle, driven by one dedicated
@@ -65,12 +66,14 @@ final class CurlDriver: Sendable {
     private func startThread() throws(HTTPError) {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            let driver = Unmanaged<CurlDriver>.fromOpaque(context!).takeRetainedValue()
-            ccurl_name_current_thread("syncwizard-http")
-            driver.run()
-            return nil
-        }, context)
+        let status = pthread_create(
+            &thread, nil,
+            { context in
+                let driver = Unmanaged<CurlDriver>.fromOpaque(context!).takeRetainedValue()
+                ccurl_name_current_thread("syncwizard-http")
+                driver.run()
+                return nil
+            }, context)
         guard status == 0 else {
             Unmanaged<CurlDriver>.fromOpaque(context).release()
             sw_curl_multi_cleanup(multi.raw)
@@ -115,7 +118,8 @@ final class CurlDriver: Sendable {
             var queued: Int32 = 0
             while let message = sw_curl_multi_info_read(multi.raw, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
-                      let transfer = active.removeValue(forKey: easy) else { continue }
+                    let transfer = active.removeValue(forKey: easy)
+                else { continue }
                 let code = message.pointee.data.result
                 sw_curl_multi_remove_handle(multi.raw, easy)
                 transfer.finish(code: code)

@@ -100,7 +100,7 @@ final class CurlTransfer: @unchecked Sendable {
         guard !released else { return }
         released = true
         sw_curl_easy_cleanup(easy)
-        slists.forEach { sw_curl_slist_free_all($0) }
+        for list in slists { sw_curl_slist_free_all(list) }
         errorBuffer.deallocate()
         requestBody?.deallocate()
     }
@@ -147,7 +147,7 @@ final class CurlTransfer: @unchecked Sendable {
             // A fresh connection (certinfo is only read on a new handshake) that nobody reuses.
             try set(CURLOPT_FRESH_CONNECT, 1)
             try set(CURLOPT_FORBID_REUSE, 1)
-            return  // no method, headers, credentials or body on an unverified connection
+            return // no method, headers, credentials or body on an unverified connection
         case .pinned(let publicKeyPin):
             // The pin, not the CA or the name, is the trust decision the user made for this
             // host (typically a self-signed on-premises server named differently).
@@ -159,23 +159,25 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_FORBID_REUSE, 1)
         }
 
-        try set(CURLOPT_ACCEPT_ENCODING, string: "")  // decoded bytes count against the cap
+        try set(CURLOPT_ACCEPT_ENCODING, string: "") // decoded bytes count against the cap
         try configureMethodAndBody(spec)
         try configureAuthentication(spec)
         try configureHeaders(spec)
 
         let me = Unmanaged.passUnretained(self).toOpaque()
-        try check(ccurl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, userdata in
-            guard let userdata else { return 0 }
-            let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-            return transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
-        })
+        try check(
+            ccurl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, userdata in
+                guard let userdata else { return 0 }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                return transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
+            })
         try set(CURLOPT_WRITEDATA, pointer: me)
-        try check(ccurl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, userdata in
-            guard let userdata else { return 0 }
-            let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-            return transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: size * count))
-        })
+        try check(
+            ccurl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION) { data, size, count, userdata in
+                guard let userdata else { return 0 }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                return transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: size * count))
+            })
         try set(CURLOPT_HEADERDATA, pointer: me)
     }
 
@@ -202,19 +204,19 @@ final class CurlTransfer: @unchecked Sendable {
     private func configureAuthentication(_ spec: TransferSpec) throws(HTTPError) {
         switch spec.authentication {
         case .none, .bearer:
-            return  // bearer travels as a header, see configureHeaders
-        case let .basic(user, password):
+            return // bearer travels as a header, see configureHeaders
+        case .basic(let user, let password):
             try set(CURLOPT_HTTPAUTH, Int(ccurl_auth_basic()))
             try set(CURLOPT_USERNAME, string: user)
             try set(CURLOPT_PASSWORD, string: password)
-        case let .ntlm(user, domain, password):
+        case .ntlm(let user, let domain, let password):
             try set(CURLOPT_HTTPAUTH, Int(ccurl_auth_ntlm()))
             let name = domain.map { $0.isEmpty ? user : "\($0)\\\(user)" } ?? user
             try set(CURLOPT_USERNAME, string: name)
             try set(CURLOPT_PASSWORD, string: password)
             // NTLM authenticates a connection; HTTP/2 (IIS answers HTTP_1_1_REQUIRED) breaks it.
             try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
-        case let .negotiate(user, password):
+        case .negotiate(let user, let password):
             try set(CURLOPT_HTTPAUTH, Int(ccurl_auth_negotiate()))
             try set(CURLOPT_USERNAME, string: user)
             try set(CURLOPT_PASSWORD, string: password)
@@ -228,7 +230,7 @@ final class CurlTransfer: @unchecked Sendable {
             // "Name;" is libcurl's way to send a header with an empty value.
             field.value.isEmpty ? "\(field.name);" : "\(field.name): \(field.value)"
         }
-        if case let .bearer(token) = spec.authentication {
+        if case .bearer(let token) = spec.authentication {
             lines.append("Authorization: Bearer \(token)")
         }
         if !lines.isEmpty { try set(CURLOPT_HTTPHEADER, list: lines) }
@@ -288,7 +290,7 @@ final class CurlTransfer: @unchecked Sendable {
     private func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard responseBody.count + bytes.count <= limit else {
             exceededLimit = true
-            return 0  // anything but bytes.count aborts with CURLE_WRITE_ERROR
+            return 0 // anything but bytes.count aborts with CURLE_WRITE_ERROR
         }
         responseBody.append(contentsOf: bytes)
         return bytes.count
@@ -305,7 +307,7 @@ final class CurlTransfer: @unchecked Sendable {
         // Header values are ISO-8859-1 in theory and UTF-8 in practice; repair, never fail.
         let line = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
         if line.hasPrefix("HTTP/") {
-            responseHeaders = HTTPHeaders()  // a new response (redirect, 100, auth round) starts
+            responseHeaders = HTTPHeaders() // a new response (redirect, 100, auth round) starts
         } else if let first = line.first, first == " " || first == "\t", !responseHeaders.fields.isEmpty {
             // obsolete line folding: continues the previous field
             let last = responseHeaders.fields.count - 1
@@ -338,7 +340,8 @@ final class CurlTransfer: @unchecked Sendable {
         result.code = code
         result.cancelled = cancelled
         result.exceededLimit = exceededLimit
-        result.detail = errorBuffer.pointee != 0
+        result.detail =
+            errorBuffer.pointee != 0
             ? String(cString: errorBuffer) : String(cString: sw_curl_easy_strerror(code))
         var long = 0
         if ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &long) == CURLE_OK { result.status = long }
@@ -393,7 +396,8 @@ extension String {
     func trimmingWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
         guard let start = firstIndex(where: { !isSpace($0) }),
-              let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+            let end = lastIndex(where: { !isSpace($0) })
+        else { return "" }
         return String(self[start...end])
     }
 }

@@ -1,7 +1,8 @@
 import CCurlShim
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An HTTP(S) client on libcurl. Many requests may be in flight at once; all of them run on
@@ -16,7 +17,7 @@ public final class HTTPClient: Sendable {
 
     public init(configuration: Configuration = Configuration()) throws(HTTPError) {
         try configuration.validate()
-        try loadCurl()  // the first use of libcurl in the process maps it (and fails here without it)
+        try loadCurl() // the first use of libcurl in the process maps it (and fails here without it)
         self.configuration = configuration
         caBundle = try configuration.caFile.map { path throws(HTTPError) in try CABundle(extraFile: path) }
         driver = try CurlDriver()
@@ -64,7 +65,7 @@ public final class HTTPClient: Sendable {
         let key = "\(connection.localPort) \(connection.remoteAddress) \(connection.remotePort)"
         return certificates.withLock { known in
             guard connection.newConnections > 0 else { return known[key] }
-            if known.count > 512 { known.removeAll() }  // ports are reused; only live connections matter
+            if known.count > 512 { known.removeAll() } // ports are reused; only live connections matter
             known[key] = connection.tlsServerEndPoint
             return connection.tlsServerEndPoint
         }
@@ -80,7 +81,8 @@ public final class HTTPClient: Sendable {
         }
         for field in request.headers {
             guard !field.name.isEmpty, !field.name.contains(":"), !field.name.containsControlCharacter,
-                  !field.value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                !field.value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
+            else {
                 throw .invalidRequest(reason: "header \"\(field.name.filter { !$0.isNewline })\" is malformed")
             }
         }
@@ -168,10 +170,10 @@ public final class HTTPClient: Sendable {
             // The peer dropped the connection during the handshake: the network, not TLS.
             throw .transport(code: Int(result.code.rawValue), detail: result.detail)
         case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_USE_SSL_FAILED,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
-             CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
-             CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_CLIENTCERT,
-             CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ISSUER_ERROR:
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+            CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
+            CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_CLIENTCERT,
+            CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ISSUER_ERROR:
             throw .tlsFailure(host: host, detail: result.detail)
         default:
             throw .transport(code: Int(result.code.rawValue), detail: result.detail)

@@ -25,25 +25,25 @@ public enum HTTPError: Error, Sendable, Equatable {
 extension HTTPError: CustomStringConvertible {
     public var description: String {
         switch self {
-        case let .certificateUntrusted(host, sha256, subject, _, notAfter, _):
+        case .certificateUntrusted(let host, let sha256, let subject, _, let notAfter, _):
             "The certificate of \(host) is not trusted (subject \(subject), SHA-256 \(sha256), valid until \(notAfter))."
-        case let .hostUnreachable(host, detail):
+        case .hostUnreachable(let host, let detail):
             "Cannot reach \(host): \(detail)"
-        case let .timeout(host):
+        case .timeout(let host):
             "\(host) did not answer in time."
-        case let .responseTooLarge(limit):
+        case .responseTooLarge(let limit):
             "The response is larger than \(limit) bytes."
         case .cancelled:
             "The request was cancelled."
-        case let .tlsFailure(host, detail):
+        case .tlsFailure(let host, let detail):
             "The secure connection to \(host) failed: \(detail)"
-        case let .insecureCredentials(host):
+        case .insecureCredentials(let host):
             "Refusing to send credentials to \(host) without https."
-        case let .invalidRequest(reason):
+        case .invalidRequest(let reason):
             "Invalid request: \(reason)"
-        case let .invalidConfiguration(reason):
+        case .invalidConfiguration(let reason):
             "Invalid HTTP client configuration: \(reason)"
-        case let .transport(code, detail):
+        case .transport(let code, let detail):
             "The connection failed (libcurl \(code)): \(detail)"
         }
     }

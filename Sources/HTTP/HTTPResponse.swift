@@ -10,8 +10,10 @@ public struct HTTPResponse: Sendable {
     /// The connection the (last) request went over.
     public var connection: HTTPConnectionInfo
 
-    public init(status: Int, headers: HTTPHeaders, body: [UInt8], effectiveURL: String, durationMs: Int,
-                connection: HTTPConnectionInfo = HTTPConnectionInfo()) {
+    public init(
+        status: Int, headers: HTTPHeaders, body: [UInt8], effectiveURL: String, durationMs: Int,
+        connection: HTTPConnectionInfo = HTTPConnectionInfo()
+    ) {
         self.connection = connection
         self.status = status
         self.headers = headers
@@ -37,8 +39,10 @@ public struct HTTPConnectionInfo: Sendable, Equatable {
     /// (verified https only; HTTPClient remembers it for reused connections).
     public var tlsServerEndPoint: [UInt8]?
 
-    public init(localPort: Int = 0, remoteAddress: String = "", remotePort: Int = 0, newConnections: Int = 0,
-                tlsServerEndPoint: [UInt8]? = nil) {
+    public init(
+        localPort: Int = 0, remoteAddress: String = "", remotePort: Int = 0, newConnections: Int = 0,
+        tlsServerEndPoint: [UInt8]? = nil
+    ) {
         self.localPort = localPort
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort

@@ -1,7 +1,8 @@
 import CLibcryptoShim
 import ExtrasBase64
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The leaf certificate a server presented, as read from libcurl's certinfo.

@@ -38,7 +38,7 @@ public struct GSSFailure: Error, Sendable, Equatable {
 
 /// One GSSAPI security context (Kerberos, or NTLM through gss-ntlmssp) for HTTP@host. Every
 /// call runs on the one "gssapi" thread: acquiring a ticket talks to the KDC and blocks.
-public final class GSSContext: @unchecked Sendable {  // the session pointer is only touched on `worker`
+public final class GSSContext: @unchecked Sendable { // the session pointer is only touched on `worker`
     public enum Mechanism: Sendable { case kerberos, ntlm }
 
     static let worker = SerialWorker(name: "gssapi")
@@ -57,8 +57,10 @@ public final class GSSContext: @unchecked Sendable {  // the session pointer is 
 
     /// Credentials from the password (Kerberos: a TGT into a private MEMORY: cache) and a
     /// context for HTTP@`host` bound to `channelBinding` (the application data of RFC 5929).
-    public static func start(_ mechanism: Mechanism, user: String, password: String, host: String,
-                             channelBinding: [UInt8]?) async throws(GSSFailure) -> GSSContext {
+    public static func start(
+        _ mechanism: Mechanism, user: String, password: String, host: String,
+        channelBinding: [UInt8]?
+    ) async throws(GSSFailure) -> GSSContext {
         let result: Result<UncheckedBox<OpaquePointer>, GSSFailure>? = await worker.run {
             var status = sw_gss_status()
             let mech = mechanism == .kerberos ? SW_GSS_MECH_KERBEROS : SW_GSS_MECH_NTLM

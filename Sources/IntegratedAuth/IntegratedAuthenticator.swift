@@ -1,7 +1,8 @@
 import ExtrasBase64
 import HTTP
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Which scheme a request authenticated with, for checks and messages.
@@ -118,9 +119,10 @@ public struct IntegratedAuthenticator: Sendable {
         probe.requireHTTP11 = true
         let first = try await transport(probe)
         guard first.status == 401 else { return Outcome(response: first, scheme: .none, notes: []) }
-        let offered = Set(first.headers.values(for: "WWW-Authenticate").compactMap {
-            $0.split(separator: " ").first.map { $0.lowercased() }
-        })
+        let offered = Set(
+            first.headers.values(for: "WWW-Authenticate").compactMap {
+                $0.split(separator: " ").first.map { $0.lowercased() }
+            })
         let binding = first.connection.tlsServerEndPoint.map { Array("tls-server-end-point:".utf8) + $0 }
         let host = Self.host(of: request.url)
         var notes: [String] = []
@@ -131,16 +133,19 @@ public struct IntegratedAuthenticator: Sendable {
         }
 
         if offered.contains("negotiate"), let principal = credentials.kerberosPrincipal {
-            if let outcome = try await kerberos(request, principal: principal, password: credentials.password, host: host,
-                                                binding: binding, probe: first, notes: &notes) {
+            if let outcome = try await kerberos(
+                request, principal: principal, password: credentials.password, host: host,
+                binding: binding, probe: first, notes: &notes)
+            {
                 return outcome
             }
         }
         if offered.contains("ntlm") || offered.contains("negotiate") {
             let label = offered.contains("ntlm") ? "NTLM" : "Negotiate"
             if await GSSContext.ntlmAvailable {
-                return try await ntlm(request, label: label, credentials: credentials, host: host, binding: binding,
-                                      probe: first, notes: notes)
+                return try await ntlm(
+                    request, label: label, credentials: credentials, host: host, binding: binding,
+                    probe: first, notes: notes)
             }
             notes.append("NTLM with channel binding: gss-ntlmssp is not installed")
         }
@@ -148,16 +153,19 @@ public struct IntegratedAuthenticator: Sendable {
     }
 
     /// libcurl's own NTLM (no channel binding) when offered, else Basic.
-    private func legacy(_ request: HTTPRequest, offered: Set<String>, credentials: IntegratedCredentials, notes: [String],
-                        probe: HTTPResponse? = nil) async throws(IntegratedAuthError) -> Outcome {
+    private func legacy(
+        _ request: HTTPRequest, offered: Set<String>, credentials: IntegratedCredentials, notes: [String],
+        probe: HTTPResponse? = nil
+    ) async throws(IntegratedAuthError) -> Outcome {
         var next = request
         if offered.contains("ntlm") || offered.contains("negotiate") {
             next.authentication = .ntlm(user: credentials.userName, domain: credentials.domain, password: credentials.password)
             return Outcome(response: try await transport(next), scheme: .ntlm(channelBinding: false, libcurl: true), notes: notes)
         }
         if offered.contains("basic") {
-            next.authentication = .basic(user: credentials.domain.map { "\($0)\\\(credentials.userName)" } ?? credentials.userName,
-                                         password: credentials.password)
+            next.authentication = .basic(
+                user: credentials.domain.map { "\($0)\\\(credentials.userName)" } ?? credentials.userName,
+                password: credentials.password)
             return Outcome(response: try await transport(next), scheme: .basic, notes: notes)
         }
         if let probe { return Outcome(response: probe, scheme: .none, notes: notes) }
@@ -167,8 +175,10 @@ public struct IntegratedAuthenticator: Sendable {
     // MARK: Kerberos
 
     /// nil: Kerberos does not apply here (no KDC, no SPN, ticket refused), try NTLM.
-    private func kerberos(_ request: HTTPRequest, principal: String, password: String, host: String, binding: [UInt8]?,
-                          probe: HTTPResponse, notes: inout [String]) async throws(IntegratedAuthError) -> Outcome? {
+    private func kerberos(
+        _ request: HTTPRequest, principal: String, password: String, host: String, binding: [UInt8]?,
+        probe: HTTPResponse, notes: inout [String]
+    ) async throws(IntegratedAuthError) -> Outcome? {
         let context: GSSContext
         let token: [UInt8]
         do {
@@ -208,8 +218,9 @@ public struct IntegratedAuthenticator: Sendable {
             }
         }
         if let skew = Self.clockSkewSeconds(answer), abs(skew) > 300 {
-            throw .clockSkew(detail: "KRB_AP_ERR_SKEW: the server's clock is \(abs(skew) / 60) minutes "
-                + (skew > 0 ? "ahead of" : "behind") + " this computer's; Kerberos allows 5")
+            throw .clockSkew(
+                detail: "KRB_AP_ERR_SKEW: the server's clock is \(abs(skew) / 60) minutes "
+                    + (skew > 0 ? "ahead of" : "behind") + " this computer's; Kerberos allows 5")
         }
         notes.append("Kerberos: " + refusal)
         return nil
@@ -217,13 +228,16 @@ public struct IntegratedAuthenticator: Sendable {
 
     // MARK: NTLM through gss-ntlmssp
 
-    private func ntlm(_ request: HTTPRequest, label: String, credentials: IntegratedCredentials, host: String, binding: [UInt8]?,
-                      probe: HTTPResponse, notes: [String]) async throws(IntegratedAuthError) -> Outcome {
+    private func ntlm(
+        _ request: HTTPRequest, label: String, credentials: IntegratedCredentials, host: String, binding: [UInt8]?,
+        probe: HTTPResponse, notes: [String]
+    ) async throws(IntegratedAuthError) -> Outcome {
         let context: GSSContext
         var token: [UInt8]
         do {
-            context = try await GSSContext.start(.ntlm, user: credentials.ntlmName, password: credentials.password, host: host,
-                                                 channelBinding: binding)
+            context = try await GSSContext.start(
+                .ntlm, user: credentials.ntlmName, password: credentials.password, host: host,
+                channelBinding: binding)
             token = try await context.step([]).token
         } catch {
             throw .credentialsRefused(error)
@@ -262,7 +276,8 @@ public struct IntegratedAuthenticator: Sendable {
         for value in response.headers.values(for: "WWW-Authenticate") {
             let parts = value.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == scheme,
-                  let bytes = try? Base64.decode(string: String(parts[1]).trimmingCharacters()) else { continue }
+                let bytes = try? Base64.decode(string: String(parts[1]).trimmingCharacters())
+            else { continue }
             return bytes
         }
         return nil
@@ -285,17 +300,18 @@ public struct IntegratedAuthenticator: Sendable {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let parts = date.split(separator: " ")
         guard parts.count == 6, let day = Int32(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-              let year = Int32(parts[3]) else { return nil }
+            let year = Int32(parts[3])
+        else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int32($0) }
         guard clock.count == 3 else { return nil }
-        var parts_ = tm()
-        parts_.tm_year = year - 1900
-        parts_.tm_mon = Int32(month)
-        parts_.tm_mday = day
-        parts_.tm_hour = clock[0]
-        parts_.tm_min = clock[1]
-        parts_.tm_sec = clock[2]
-        let server = timegm(&parts_)
+        var fields = tm()
+        fields.tm_year = year - 1900
+        fields.tm_mon = Int32(month)
+        fields.tm_mday = day
+        fields.tm_hour = clock[0]
+        fields.tm_min = clock[1]
+        fields.tm_sec = clock[2]
+        let server = timegm(&fields)
         return Int(server - time(nil))
     }
 }

@@ -1,5 +1,5 @@
-import Threading
 import RPCCore
+import Threading
 
 /// One running request.
 final class InFlightEntry: Sendable {

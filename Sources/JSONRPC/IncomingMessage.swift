@@ -24,8 +24,10 @@ public enum MessageDecoder {
                 try JSONParser.parse(buffer, maximumDepth: maximumDepth)
             }
         } catch {
-            return .unanswerable(RPCError(.parseError, "The message is not valid JSON: \(error.reason) (byte \(error.offset)).",
-                                          hint: "Send one JSON-RPC object per line, or use Content-Length framing."))
+            return .unanswerable(
+                RPCError(
+                    .parseError, "The message is not valid JSON: \(error.reason) (byte \(error.offset)).",
+                    hint: "Send one JSON-RPC object per line, or use Content-Length framing."))
         }
         return classify(value)
     }

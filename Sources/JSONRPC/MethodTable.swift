@@ -12,8 +12,9 @@ public struct RequestContext: Sendable {
 
     /// Sends a `progress` notification tied to this request.
     public func progress(stage: String, message: String, percent: Int? = nil) {
-        output?.sendNotification(method: ProgressNotification.name,
-                                 params: ProgressNotification.params(requestId: id, stage: stage, message: message, percent: percent))
+        output?.sendNotification(
+            method: ProgressNotification.name,
+            params: ProgressNotification.params(requestId: id, stage: stage, message: message, percent: percent))
     }
 
     /// Sends any server → client notification.

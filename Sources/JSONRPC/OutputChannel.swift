@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Threading
 import RPCCore
+import Threading
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Where protocol bytes go: a file descriptor (the real stdout, duplicated at start-up).
 ///
@@ -42,7 +43,7 @@ public final class OutputChannel: Sendable {
 
     /// The framing of the most recent client message; notifications use it.
     public var lastFraming: Framing {
-        get { pendingLock.withLock { state.lastFraming } }
+        pendingLock.withLock { state.lastFraming }
     }
 
     public func noteIncoming(_ framing: Framing) {
@@ -86,7 +87,10 @@ public final class OutputChannel: Sendable {
                 var offset = 0
                 while offset < raw.count {
                     let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if n > 0 { offset += n; continue }
+                    if n > 0 {
+                        offset += n
+                        continue
+                    }
                     if n < 0, errno == EINTR || errno == EAGAIN { continue }
                     ok = false
                     return

@@ -1,5 +1,5 @@
-import Threading
 import RPCCore
+import Threading
 
 /// Removes secrets from anything that leaves the process other than the protocol replies
 /// themselves: the trace file and log lines.
@@ -65,8 +65,7 @@ public final class Redactor: Sendable {
         case .array(let elements): elements.forEach(harvest)
         case .object(let object):
             for member in object.members {
-                if Self.isSecretMember(member.key), case .string(let secret) = member.value { register(secret) }
-                else { harvest(member.value) }
+                if Self.isSecretMember(member.key), case .string(let secret) = member.value { register(secret) } else { harvest(member.value) }
             }
         default: break
         }

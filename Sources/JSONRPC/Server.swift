@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
-import Threading
 import RPCCore
+import Threading
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Serves JSON-RPC 2.0 on a byte stream (stdin) with replies on an `OutputChannel` (stdout).
 ///
@@ -41,8 +42,10 @@ public final class JSONRPCServer: Sendable {
         var exitRequested = false
     }
 
-    public init(table: MethodTable, output: OutputChannel, trace: TraceFile? = nil,
-                configuration: Configuration = Configuration(), logger: Logger) {
+    public init(
+        table: MethodTable, output: OutputChannel, trace: TraceFile? = nil,
+        configuration: Configuration = Configuration(), logger: Logger
+    ) {
         self.table = table
         self.output = output
         self.trace = trace
@@ -117,20 +120,27 @@ public final class JSONRPCServer: Sendable {
             case .tooLarge(let framing, let declared):
                 output.noteIncoming(framing)
                 let limit = configuration.maximumMessageBytes
-                var error = RPCError(.messageTooLarge,
-                                     "The message is larger than the limit of \(limit) bytes and was skipped.",
-                                     hint: "Start syncwizard with --max-message-bytes to raise the limit.")
+                var error = RPCError(
+                    .messageTooLarge,
+                    "The message is larger than the limit of \(limit) bytes and was skipped.",
+                    hint: "Start syncwizard with --max-message-bytes to raise the limit.")
                 error = error.with("limitBytes", .int(limit))
                 if let declared { error = error.with("declaredBytes", .int(declared)) }
                 reply(ResponseEncoder.error(id: .null, error), framing: framing)
             case .badHeader(let problem):
                 output.noteIncoming(.contentLength)
-                reply(ResponseEncoder.error(id: .null, RPCError(.invalidRequest, "Unusable message header: \(problem)",
-                                                                hint: "Send 'Content-Length: N', a blank line (CRLF CRLF), then N bytes of JSON.")),
-                      framing: .contentLength)
+                reply(
+                    ResponseEncoder.error(
+                        id: .null,
+                        RPCError(
+                            .invalidRequest, "Unusable message header: \(problem)",
+                            hint: "Send 'Content-Length: N', a blank line (CRLF CRLF), then N bytes of JSON.")),
+                    framing: .contentLength)
             case .truncated(let framing):
-                reply(ResponseEncoder.error(id: .null, RPCError(.parseError, "Input ended before the message was complete (fewer bytes than its Content-Length).")),
-                      framing: framing)
+                reply(
+                    ResponseEncoder.error(
+                        id: .null, RPCError(.parseError, "Input ended before the message was complete (fewer bytes than its Content-Length).")),
+                    framing: framing)
             }
         }
     }
@@ -192,8 +202,12 @@ public final class JSONRPCServer: Sendable {
             return
         }
         if lifecycle.withLock({ $0.shutdownRequested }) {
-            sink.deliver(ResponseEncoder.error(id: id, RPCError(.serverShuttingDown, "The server is shutting down and takes no new requests.",
-                                                                hint: "Send the 'exit' notification, or close stdin.")), fromReader: true)
+            sink.deliver(
+                ResponseEncoder.error(
+                    id: id,
+                    RPCError(
+                        .serverShuttingDown, "The server is shutting down and takes no new requests.",
+                        hint: "Send the 'exit' notification, or close stdin.")), fromReader: true)
             return
         }
         guard let handler = table.requests[method] else {

@@ -1,17 +1,21 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Threading
 import RPCCore
+import Threading
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `--trace-file`: a mirror of the protocol stream for bug reports, one message per line,
 /// `>>` client to server and `<<` server to client, with every secret replaced.
 /// Input that is not valid JSON is not copied (it might be a secret typed into the wrong place);
 /// only its length is recorded.
 public final class TraceFile: Sendable {
-    public enum Direction: String, Sendable { case incoming = ">>", outgoing = "<<" }
+    public enum Direction: String, Sendable {
+        case incoming = ">>"
+        case outgoing = "<<"
+    }
 
     private let fd: Int32
     private let lock = ConditionLock()
@@ -41,7 +45,10 @@ public final class TraceFile: Sendable {
                 var offset = 0
                 while offset < raw.count {
                     let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if n <= 0 { if errno == EINTR { continue }; return }
+                    if n <= 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
                     offset += n
                 }
             }

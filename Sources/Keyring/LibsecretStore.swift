@@ -1,6 +1,6 @@
 import CSecretShim
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 /// Secrets in the desktop keyring through libsecret's Secret Service client.
@@ -41,10 +41,14 @@ public final class LibsecretStore: SecretStore {
             }
             return first
         }
-        let outcome = await worker.run(timeout: seconds, onTimeout: {
-            .failure(RPCError(.keyringUnavailable, "The keyring did not answer within \(Int(seconds)) seconds while trying to \(what).",
-                              hint: Self.unavailableHint))
-        }, retried)
+        let outcome = await worker.run(
+            timeout: seconds,
+            onTimeout: {
+                .failure(
+                    RPCError(
+                        .keyringUnavailable, "The keyring did not answer within \(Int(seconds)) seconds while trying to \(what).",
+                        hint: Self.unavailableHint))
+            }, retried)
         switch outcome {
         case .success(let value)?: return value
         case .failure(let error)?: throw error
@@ -102,9 +106,10 @@ enum Libsecret {
     /// `keyringUnavailable` when libsecret cannot be loaded (loads it on the first call).
     static func unavailable(_ what: String) -> RPCError? {
         guard let reason = sw_secret_load() else { return nil }
-        return RPCError(.keyringUnavailable,
-                        "libsecret (libsecret-1.so.0) cannot be loaded, so syncwizard cannot \(what): \(String(cString: reason)).",
-                        hint: LibsecretStore.missingLibraryHint)
+        return RPCError(
+            .keyringUnavailable,
+            "libsecret (libsecret-1.so.0) cannot be loaded, so syncwizard cannot \(what): \(String(cString: reason)).",
+            hint: LibsecretStore.missingLibraryHint)
     }
 
     static func attributeTable(_ attributes: [(String, String)]) -> OpaquePointer {
@@ -189,7 +194,8 @@ enum Libsecret {
         if sw_secret_error_is_locked(error) != 0 {
             return lockedError(what)
         }
-        return RPCError(.keyringUnavailable, "The keyring is not reachable, so syncwizard cannot \(what) (\(detail)).",
-                        hint: LibsecretStore.unavailableHint)
+        return RPCError(
+            .keyringUnavailable, "The keyring is not reachable, so syncwizard cannot \(what) (\(detail)).",
+            hint: LibsecretStore.unavailableHint)
     }
 }

@@ -1,4 +1,5 @@
 import RPCCore
+import Threading
 import WizardContract
 
 /// Names one secret with the contract's keyring attributes
@@ -76,8 +77,6 @@ public final class MemorySecretStore: SecretStore {
         secrets.removeAll { $0.profile == profile }
     }
 }
-
-import Threading
 
 final class MutexBoxStore: Sendable {
     private let box = MutexBox<[SecretKey: String]>([:])

@@ -28,7 +28,7 @@ public struct AccessTokenSource: Sendable {
         do {
             try await probe(first)
             return first
-        } catch where error.kind == .reauthenticationRequired {
+        } catch  where error.kind == .reauthenticationRequired {
             await forget()
             return try await token()
         } catch {
@@ -41,7 +41,7 @@ public struct AccessTokenSource: Sendable {
         let first = try await token()
         do {
             return try await body(first)
-        } catch where error.kind == .reauthenticationRequired {
+        } catch  where error.kind == .reauthenticationRequired {
             await forget()
             return try await body(try await token())
         }

@@ -1,5 +1,5 @@
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 /// Access tokens in memory, refreshed from the refresh token in the keyring when they are about

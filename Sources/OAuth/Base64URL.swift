@@ -15,8 +15,9 @@ public enum Base64URL {
         let utf8 = Array(text.utf8)
         // The library skips '=' in the last group and accepts leftover bits; JWS allows neither.
         guard !utf8.contains(UInt8(ascii: "=")),
-              let bytes = try? Base64.decode(bytes: utf8, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
-              Base64.encodeToBytes(bytes: bytes, options: options) == utf8 else { return nil }
+            let bytes = try? Base64.decode(bytes: utf8, options: [.base64UrlAlphabet, .omitPaddingCharacter]),
+            Base64.encodeToBytes(bytes: bytes, options: options) == utf8
+        else { return nil }
         return bytes
     }
 }

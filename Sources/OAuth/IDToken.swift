@@ -22,7 +22,8 @@ public enum JWKS {
         var result: [JSONWebKey] = []
         for key in keys where key["kty"]?.stringValue == "RSA" && (key["use"]?.stringValue ?? "sig") == "sig" {
             guard let n = key["n"]?.stringValue.flatMap(Base64URL.decode), let e = key["e"]?.stringValue.flatMap(Base64URL.decode),
-                  let publicKey = try? RSAPublicKey(modulus: n, exponent: e) else { continue }
+                let publicKey = try? RSAPublicKey(modulus: n, exponent: e)
+            else { continue }
             result.append(JSONWebKey(kid: key["kid"]?.stringValue, key: publicKey))
         }
         guard !result.isEmpty else {
@@ -53,12 +54,15 @@ public struct IDTokenExpectations: Sendable {
 /// Checks an id_token: RS256 signature against the provider's keys (OpenSSL), then iss,
 /// aud, exp/nbf with a small leeway, and the nonce sent in the authorization request.
 public enum IDTokenValidator {
-    public static func validate(_ token: String, keys: [JSONWebKey], expect: IDTokenExpectations,
-                                now: Double) throws(RPCError) -> JSONObject {
+    public static func validate(
+        _ token: String, keys: [JSONWebKey], expect: IDTokenExpectations,
+        now: Double
+    ) throws(RPCError) -> JSONObject {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
-              let signature = Base64URL.decode(parts[2]),
-              let header = try? JSONParser.parse(headerBytes), let payload = (try? JSONParser.parse(payloadBytes))?.objectValue else {
+            let signature = Base64URL.decode(parts[2]),
+            let header = try? JSONParser.parse(headerBytes), let payload = (try? JSONParser.parse(payloadBytes))?.objectValue
+        else {
             throw invalid("The id_token is not a well-formed JWT.")
         }
         guard header["alg"]?.stringValue == "RS256" else {

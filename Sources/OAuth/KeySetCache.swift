@@ -23,8 +23,9 @@ public actor KeySetCache {
             throw error.rpcError
         }
         guard response.status == 200 else {
-            throw RPCError(.serverError, "The identity provider's key set answered with HTTP \(response.status).",
-                           details: ["status": .int(response.status), "responseCode": .null])
+            throw RPCError(
+                .serverError, "The identity provider's key set answered with HTTP \(response.status).",
+                details: ["status": .int(response.status), "responseCode": .null])
         }
         let keys = try JWKS.parse(response.body)
         sets[url] = keys
@@ -33,7 +34,8 @@ public actor KeySetCache {
 
     static func keyID(of token: String) -> String? {
         guard let header = token.split(separator: ".").first, let bytes = Base64URL.decode(header),
-              let json = try? JSONParser.parse(bytes) else { return nil }
+            let json = try? JSONParser.parse(bytes)
+        else { return nil }
         return json["kid"]?.stringValue
     }
 }

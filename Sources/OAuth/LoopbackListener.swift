@@ -105,8 +105,9 @@ final class CallbackHandler: ChannelInboundHandler {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             promise.futureResult.whenSuccess { reply in
                 let (this, context) = bound.value
-                this.respond(context: context, status: HTTPResponseStatus(statusCode: reply.status), html: reply.html,
-                             location: reply.location, thenClose: reply.done)
+                this.respond(
+                    context: context, status: HTTPResponseStatus(statusCode: reply.status), html: reply.html,
+                    location: reply.location, thenClose: reply.done)
             }
         }
     }

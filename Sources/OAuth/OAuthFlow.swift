@@ -1,7 +1,7 @@
 import ConnectorCore
 import HTTP
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 /// A sign-in's result once the code is exchanged and the id_token checked.
@@ -27,8 +27,10 @@ public struct OAuthFlow: Sendable {
     public let keepSecret: @Sendable (String) -> Void
     public let now: @Sendable () -> Double
 
-    public init(http: any HTTPTransport, keySets: KeySetCache, keepSecret: @escaping @Sendable (String) -> Void,
-                now: @escaping @Sendable () -> Double) {
+    public init(
+        http: any HTTPTransport, keySets: KeySetCache, keepSecret: @escaping @Sendable (String) -> Void,
+        now: @escaping @Sendable () -> Double
+    ) {
         self.http = http
         self.keySets = keySets
         self.keepSecret = keepSecret
@@ -37,10 +39,12 @@ public struct OAuthFlow: Sendable {
 
     /// The browser sign-in of `provider` for a profile; `extras` adds what a provider keeps
     /// beside the checked tokens (account members, profile settings).
-    public func plan(_ provider: some OAuthProvider, profileId: String, clientSecret: String?, loginHint: String?,
-                     timeoutSeconds: Double, keeper: some SignInKeeper,
-                     parameters: [(String, String)]? = nil,
-                     extras: @escaping @Sendable (SignedIn) async -> (account: JSONObject, settings: JSONObject) = { _ in ([:], [:]) }) -> SignInPlan {
+    public func plan(
+        _ provider: some OAuthProvider, profileId: String, clientSecret: String?, loginHint: String?,
+        timeoutSeconds: Double, keeper: some SignInKeeper,
+        parameters: [(String, String)]? = nil,
+        extras: @escaping @Sendable (SignedIn) async -> (account: JSONObject, settings: JSONObject) = { _ in ([:], [:]) }
+    ) -> SignInPlan {
         var query = [("client_id", provider.clientId)]
         query += parameters ?? provider.authorizationParameters(loginHint: loginHint)
         return SignInPlan(
@@ -59,8 +63,10 @@ public struct OAuthFlow: Sendable {
     /// Code → tokens → checked id_token → account.
     public func exchangeCode(_ answer: SignInAnswer, provider: some OAuthProvider, clientSecret: String?) async throws(RPCError) -> SignedIn {
         keepSecret(answer.code)
-        var form = [("grant_type", "authorization_code"), ("code", answer.code), ("redirect_uri", answer.redirectURI),
-                    ("client_id", provider.clientId)]
+        var form = [
+            ("grant_type", "authorization_code"), ("code", answer.code), ("redirect_uri", answer.redirectURI),
+            ("client_id", provider.clientId),
+        ]
         if let scope = provider.tokenScope { form.append(("scope", scope)) }
         if let verifier = answer.codeVerifier { form.append(("code_verifier", verifier)) }
         if let clientSecret { form.append(("client_secret", clientSecret)) }
@@ -69,7 +75,9 @@ public struct OAuthFlow: Sendable {
     }
 
     /// Checks granted scopes and the id_token of a token answer, and reads the account.
-    public func signedIn(_ tokens: TokenResponse, provider: some OAuthProvider, nonce: String?, redirect: [String: String] = [:]) async throws(RPCError) -> SignedIn {
+    public func signedIn(_ tokens: TokenResponse, provider: some OAuthProvider, nonce: String?, redirect: [String: String] = [:]) async throws(RPCError)
+        -> SignedIn
+    {
         try provider.checkGranted(tokens, redirect: redirect)
         guard let idToken = tokens.idToken else {
             throw RPCError(.invalidToken, "\(provider.system.displayName) answered without an id_token.")
@@ -81,7 +89,9 @@ public struct OAuthFlow: Sendable {
 
     /// A new access token from a refresh token; `scope` overrides the provider's token scope
     /// (a token for another resource, e.g. Exchange Online).
-    public func refresh(_ refreshToken: String, provider: some OAuthProvider, clientSecret: String?, scope: String? = nil) async throws(RPCError) -> TokenResponse {
+    public func refresh(_ refreshToken: String, provider: some OAuthProvider, clientSecret: String?, scope: String? = nil) async throws(RPCError)
+        -> TokenResponse
+    {
         keepSecret(refreshToken)
         var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("client_id", provider.clientId)]
         if let scope = scope ?? provider.tokenScope { form.append(("scope", scope)) }

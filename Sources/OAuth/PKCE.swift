@@ -9,7 +9,7 @@ public struct PKCE: Sendable {
 
     /// nil when libcrypto (the hash) cannot be loaded.
     public init?() {
-        self.init(verifier: RandomToken.make(bytes: 32))  // 43 characters, within RFC 7636's 43...128
+        self.init(verifier: RandomToken.make(bytes: 32)) // 43 characters, within RFC 7636's 43...128
     }
 
     public init?(verifier: String) {

@@ -54,12 +54,14 @@ public struct DeviceAuthorization: Sendable, Equatable {
     /// nil when a required member is missing or not a non-empty string.
     public init?(json: JSONValue) {
         guard let deviceCode = json["device_code"]?.stringValue, !deviceCode.isEmpty,
-              let userCode = json["user_code"]?.stringValue, !userCode.isEmpty,
-              let verificationUri = json["verification_uri"]?.stringValue ?? json["verification_url"]?.stringValue,
-              !verificationUri.isEmpty else { return nil }
-        self.init(deviceCode: deviceCode, userCode: userCode, verificationUri: verificationUri,
-                  message: json["message"]?.stringValue,
-                  expiresIn: ServerNumber.seconds(json["expires_in"], default: 900, range: Self.expiresInRange),
-                  interval: ServerNumber.seconds(json["interval"], default: 5, range: Self.intervalRange))
+            let userCode = json["user_code"]?.stringValue, !userCode.isEmpty,
+            let verificationUri = json["verification_uri"]?.stringValue ?? json["verification_url"]?.stringValue,
+            !verificationUri.isEmpty
+        else { return nil }
+        self.init(
+            deviceCode: deviceCode, userCode: userCode, verificationUri: verificationUri,
+            message: json["message"]?.stringValue,
+            expiresIn: ServerNumber.seconds(json["expires_in"], default: 900, range: Self.expiresInRange),
+            interval: ServerNumber.seconds(json["interval"], default: 5, range: Self.intervalRange))
     }
 }

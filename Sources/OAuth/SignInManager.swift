@@ -1,6 +1,6 @@
 import Cryptography
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 /// How one provider signs a profile in: where to send the browser and what to do with the answer.
@@ -25,10 +25,12 @@ public struct SignInPlan: Sendable {
     /// Gives an error redirect (error=…&error_description=…) its contract kind.
     public var mapError: @Sendable (OAuthErrorResponse) -> RPCError
 
-    public init(profileId: String, system: System, authorizeEndpoint: String, parameters: [(String, String)],
-                redirectHost: String = "127.0.0.1", usesPKCE: Bool = true, usesNonce: Bool = true, timeoutSeconds: Double = 600,
-                finish: @escaping @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject,
-                mapError: @escaping @Sendable (OAuthErrorResponse) -> RPCError = OAuthErrors.standard) {
+    public init(
+        profileId: String, system: System, authorizeEndpoint: String, parameters: [(String, String)],
+        redirectHost: String = "127.0.0.1", usesPKCE: Bool = true, usesNonce: Bool = true, timeoutSeconds: Double = 600,
+        finish: @escaping @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject,
+        mapError: @escaping @Sendable (OAuthErrorResponse) -> RPCError = OAuthErrors.standard
+    ) {
         self.profileId = profileId
         self.system = system
         self.authorizeEndpoint = authorizeEndpoint
@@ -73,11 +75,13 @@ public enum OAuthErrors {
         let detail = error.description.map { ": \($0)" } ?? ""
         switch error.error {
         case "access_denied":
-            return RPCError(.consentDenied, "The sign-in was declined\(detail).", hint: "Sign in again and accept the requested permissions.",
-                            details: ["error": .string(error.error)])
+            return RPCError(
+                .consentDenied, "The sign-in was declined\(detail).", hint: "Sign in again and accept the requested permissions.",
+                details: ["error": .string(error.error)])
         case "invalid_grant":
-            return RPCError(.reauthenticationRequired, "The sign-in is no longer valid\(detail).", hint: "Sign in again.",
-                            details: ["error": .string(error.error)])
+            return RPCError(
+                .reauthenticationRequired, "The sign-in is no longer valid\(detail).", hint: "Sign in again.",
+                details: ["error": .string(error.error)])
         default:
             return RPCError(.serverError, "The identity provider answered \(error.error)\(detail).", details: ["error": .string(error.error)])
         }
@@ -139,8 +143,9 @@ public actor SignInManager {
         var pkce: PKCE?
         if plan.usesPKCE {
             guard let made = PKCE() else {
-                throw RPCError(.internalError, "The sign-in needs OpenSSL's libcrypto, which cannot be loaded.",
-                               hint: RSAPublicKey.unavailableReason)
+                throw RPCError(
+                    .internalError, "The sign-in needs OpenSSL's libcrypto, which cannot be loaded.",
+                    hint: RSAPublicKey.unavailableReason)
             }
             pkce = made
         }
@@ -150,7 +155,8 @@ public actor SignInManager {
         do {
             listener = try await LoopbackListener.start { [weak self] target in
                 guard let self, let session = box.withLock({ $0 }) else {
-                    return LoopbackListener.Reply(status: 410, html: SignInPage.render(title: "Sign-in expired", message: "This sign-in is no longer open.", ok: false), done: true)
+                    return LoopbackListener.Reply(
+                        status: 410, html: SignInPage.render(title: "Sign-in expired", message: "This sign-in is no longer open.", ok: false), done: true)
                 }
                 return await self.handleCallback(session, target: target)
             }
@@ -193,12 +199,15 @@ public actor SignInManager {
 
     /// The device code flow (RFC 8628): nothing listens; `poll` asks the token endpoint until the
     /// user has entered the code (or declined, or it expired) and returns the account.
-    public func startDeviceCode(profileId: String, system: System, userCode: String, verificationUri: String,
-                                expiresIn: Double, message: String?, isoDate: @Sendable (Double) -> String, now: Double,
-                                poll: @escaping @Sendable () async throws(RPCError) -> JSONObject) -> StartSignIn.Result {
+    public func startDeviceCode(
+        profileId: String, system: System, userCode: String, verificationUri: String,
+        expiresIn: Double, message: String?, isoDate: @Sendable (Double) -> String, now: Double,
+        poll: @escaping @Sendable () async throws(RPCError) -> JSONObject
+    ) -> StartSignIn.Result {
         let id = RandomToken.make(bytes: 12)
-        let plan = SignInPlan(profileId: profileId, system: system, authorizeEndpoint: "", parameters: [], usesPKCE: false,
-                              usesNonce: false, timeoutSeconds: expiresIn, finish: { _ throws(RPCError) in [:] })
+        let plan = SignInPlan(
+            profileId: profileId, system: system, authorizeEndpoint: "", parameters: [], usesPKCE: false,
+            usesNonce: false, timeoutSeconds: expiresIn, finish: { _ throws(RPCError) in [:] })
         let session = Session(id: id, plan: plan, redirectURI: "", expiresAt: isoDate(now + expiresIn), pkce: nil)
         sessions[id] = session
         statuses[id] = .waiting
@@ -223,38 +232,59 @@ public actor SignInManager {
 
     func expire(_ id: String) {
         guard let session = sessions[id], case .waiting? = statuses[id] else { return }
-        finish(session, .failure(RPCError(.signInTimedOut, "Nobody completed the sign-in within \(Int(session.plan.timeoutSeconds / 60)) minutes.",
-                                          hint: "Start the sign-in again.")))
+        finish(
+            session,
+            .failure(
+                RPCError(
+                    .signInTimedOut, "Nobody completed the sign-in within \(Int(session.plan.timeoutSeconds / 60)) minutes.",
+                    hint: "Start the sign-in again.")))
     }
 
     /// A request on the loopback listener.
     func handleCallback(_ session: Session, target: String) async -> LoopbackListener.Reply {
         guard case .waiting? = statuses[session.id] else {
-            return LoopbackListener.Reply(status: 409, html: SignInPage.render(title: "Already finished", message: "This sign-in has already finished. You can close this tab.", ok: false), done: true)
+            return LoopbackListener.Reply(
+                status: 409,
+                html: SignInPage.render(title: "Already finished", message: "This sign-in has already finished. You can close this tab.", ok: false), done: true
+            )
         }
         let callback: AuthorizationCallback
         switch AuthorizationCallback.parse(target) {
         case .success(let parsed): callback = parsed
         case .failure:
             // Not an answer (a browser probing the port): keep waiting for the real one.
-            return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Not a sign-in answer", message: "This address only receives sign-in answers.", ok: false), done: false)
+            return LoopbackListener.Reply(
+                status: 400, html: SignInPage.render(title: "Not a sign-in answer", message: "This address only receives sign-in answers.", ok: false),
+                done: false)
         }
         if let next = consentLegPassed(session, callback) {
             switch next {
             case .success(let authorizationURL):
-                return LoopbackListener.Reply(status: 302, html: SignInPage.render(title: "Consent granted", message: "Continuing the sign-in.", ok: true),
-                                              done: false, location: authorizationURL)
+                return LoopbackListener.Reply(
+                    status: 302, html: SignInPage.render(title: "Consent granted", message: "Continuing the sign-in.", ok: true),
+                    done: false, location: authorizationURL)
             case .failure(let error):
                 finish(session, .failure(error))
-                return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
+                return LoopbackListener.Reply(
+                    status: 400,
+                    html: SignInPage.render(
+                        title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
             }
         }
         let result = await process(session, callback)
         switch result {
         case .success:
-            return LoopbackListener.Reply(status: 200, html: SignInPage.render(title: "Signed in", message: "You are signed in to \(session.plan.system.displayName). You can close this tab and return to the synchronizer.", ok: true), done: true)
+            return LoopbackListener.Reply(
+                status: 200,
+                html: SignInPage.render(
+                    title: "Signed in",
+                    message: "You are signed in to \(session.plan.system.displayName). You can close this tab and return to the synchronizer.", ok: true),
+                done: true)
         case .failure(let error):
-            return LoopbackListener.Reply(status: 400, html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false), done: true)
+            return LoopbackListener.Reply(
+                status: 400,
+                html: SignInPage.render(title: "Sign-in failed", message: "\(error.message) You can close this tab and return to the synchronizer.", ok: false),
+                done: true)
         }
     }
 
@@ -275,19 +305,24 @@ public actor SignInManager {
         statuses[session.id] = .processing
         let result: Result<SignInCompleted, RPCError>
         if callback.state != session.state {
-            result = .failure(RPCError(.stateMismatch, "The sign-in answer does not belong to this sign-in (its state does not match).",
-                                       hint: "Start the sign-in again and finish it in the browser window it opens."))
+            result = .failure(
+                RPCError(
+                    .stateMismatch, "The sign-in answer does not belong to this sign-in (its state does not match).",
+                    hint: "Start the sign-in again and finish it in the browser window it opens."))
         } else {
             switch callback {
             case .error(let error, let description, _):
                 result = .failure(session.plan.mapError(OAuthErrorResponse(error: error, description: description)))
             case .code(let code, _, let extra):
-                let answer = SignInAnswer(code: code, extra: extra, redirectURI: session.redirectURI,
-                                          codeVerifier: session.pkce?.verifier, nonce: session.nonce)
+                let answer = SignInAnswer(
+                    code: code, extra: extra, redirectURI: session.redirectURI,
+                    codeVerifier: session.pkce?.verifier, nonce: session.nonce)
                 do throws(RPCError) {
                     let account = try await session.plan.finish(answer)
-                    result = .success(SignInCompleted(signInId: session.id, profileId: session.plan.profileId,
-                                                      system: session.plan.system, account: account))
+                    result = .success(
+                        SignInCompleted(
+                            signInId: session.id, profileId: session.plan.profileId,
+                            system: session.plan.system, account: account))
                 } catch {
                     result = .failure(error)
                 }
@@ -301,15 +336,25 @@ public actor SignInManager {
 
     private func finish(_ session: Session, _ result: Result<SignInCompleted, RPCError>) {
         statuses[session.id] = .done(result)
-        session.listener.withLock { $0?.close(); $0 = nil }
-        session.poller.withLock { $0?.cancel(); $0 = nil }
+        session.listener.withLock {
+            $0?.close()
+            $0 = nil
+        }
+        session.poller.withLock {
+            $0?.cancel()
+            $0 = nil
+        }
         for waiter in (waiters.removeValue(forKey: session.id) ?? [:]).values { waiter.resume(returning: result) }
         switch result {
         case .success(let payload):
             notify(SignInCompletedNotification.name, payload.json)
         case .failure(let error):
-            notify(SignInFailedNotification.name, ["signInId": .string(session.id), "profileId": .string(session.plan.profileId),
-                                                   "system": .string(session.plan.system.rawValue), "error": error.json])
+            notify(
+                SignInFailedNotification.name,
+                [
+                    "signInId": .string(session.id), "profileId": .string(session.plan.profileId),
+                    "system": .string(session.plan.system.rawValue), "error": error.json,
+                ])
         }
     }
 
@@ -329,8 +374,12 @@ public actor SignInManager {
         if let timeoutSeconds {
             Task { [weak self] in
                 try? await sleep(seconds: timeoutSeconds)
-                await self?.resumeWaiter(id, key, .failure(RPCError(.signInTimedOut, "The sign-in did not finish within \(Int(timeoutSeconds)) seconds; it is still open until \(session.expiresAt).",
-                                                                    hint: "Call awaitSignIn again, or cancelSignIn.", details: ["stillOpen": true])))
+                await self?.resumeWaiter(
+                    id, key,
+                    .failure(
+                        RPCError(
+                            .signInTimedOut, "The sign-in did not finish within \(Int(timeoutSeconds)) seconds; it is still open until \(session.expiresAt).",
+                            hint: "Call awaitSignIn again, or cancelSignIn.", details: ["stillOpen": true])))
             }
         }
         let result = await withTaskCancellationHandler {
@@ -364,9 +413,10 @@ public actor SignInManager {
             switch consentLegPassed(session, callback) {
             case .success(let next)?:
                 // A browser elsewhere: the consent is in, the sign-in itself is the next page.
-                throw RPCError(.invalidParams, "This is the admin consent's answer; the sign-in continues at the address in data.nextUrl.",
-                               hint: "Open data.nextUrl in the same browser, sign in, and paste the address it ends on.",
-                               details: ["field": "redirectUrl", "nextUrl": .string(next)])
+                throw RPCError(
+                    .invalidParams, "This is the admin consent's answer; the sign-in continues at the address in data.nextUrl.",
+                    hint: "Open data.nextUrl in the same browser, sign in, and paste the address it ends on.",
+                    details: ["field": "redirectUrl", "nextUrl": .string(next)])
             case .failure(let error)?:
                 finish(session, .failure(error))
                 throw error

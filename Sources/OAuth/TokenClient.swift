@@ -91,8 +91,9 @@ public struct TokenClient: Sendable {
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/x-www-form-urlencoded")
         headers.add("Accept", "application/json")
-        let request = HTTPRequest(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(form).utf8),
-                                  timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins)
+        let request = HTTPRequest(
+            method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(form).utf8),
+            timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins)
         let response: HTTPResponse
         do {
             response = try await http.send(request)
@@ -104,8 +105,10 @@ public struct TokenClient: Sendable {
             throw .oauth(error, status: response.status)
         }
         guard (200..<300).contains(response.status), let json else {
-            throw .transport(RPCError(.serverError, "The token endpoint answered with HTTP \(response.status).",
-                                      details: ["status": .int(response.status), "responseCode": .null]))
+            throw .transport(
+                RPCError(
+                    .serverError, "The token endpoint answered with HTTP \(response.status).",
+                    details: ["status": .int(response.status), "responseCode": .null]))
         }
         return json
     }

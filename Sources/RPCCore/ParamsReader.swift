@@ -13,7 +13,9 @@ public struct ParamsReader {
         case .object(let o)?: object = o
         case .array(let a)? where a.isEmpty: object = JSONObject()
         case let other?:
-            throw .invalidParams(field: "params", "params must be an object with named members, not \(other.typeName == "array" ? "a positional array" : "a \(other.typeName)").")
+            throw .invalidParams(
+                field: "params", "params must be an object with named members, not \(other.typeName == "array" ? "a positional array" : "a \(other.typeName)")."
+            )
         }
     }
 
@@ -107,7 +109,9 @@ public struct ParamsReader {
     public mutating func rawValue(_ name: String) -> JSONValue? { value(name) }
 
     /// One of `allowed` (every case unless given), by its raw value.
-    public mutating func optionalEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases)) throws(RPCError) -> E? where E.RawValue == String, E: Equatable {
+    public mutating func optionalEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases))
+        throws(RPCError) -> E? where E.RawValue == String, E: Equatable
+    {
         guard let raw = try optionalString(name, maxLength: 64) else { return nil }
         guard let e = E(rawValue: raw), allowed.contains(e) else {
             let allowed = allowed.map { "'\($0.rawValue)'" }.joined(separator: ", ")
@@ -116,7 +120,9 @@ public struct ParamsReader {
         return e
     }
 
-    public mutating func requiredEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases)) throws(RPCError) -> E where E.RawValue == String, E: Equatable {
+    public mutating func requiredEnum<E: RawRepresentable & CaseIterable>(_ name: String, _ type: E.Type, among allowed: [E] = Array(E.allCases))
+        throws(RPCError) -> E where E.RawValue == String, E: Equatable
+    {
         guard let e = try optionalEnum(name, type, among: allowed) else {
             let allowed = allowed.map { "'\($0.rawValue)'" }.joined(separator: ", ")
             throw .invalidParams(field: name, "The parameter '\(name)' is required (one of \(allowed)).")

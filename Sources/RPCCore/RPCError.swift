@@ -44,9 +44,10 @@ extension RPCError {
     }
 
     public static func methodNotFound(_ method: String) -> RPCError {
-        RPCError(.methodNotFound, "There is no method named '\(method)'.",
-                 hint: "Call rpc.discover for the list of methods.",
-                 details: JSONObject([("method", .string(method))]))
+        RPCError(
+            .methodNotFound, "There is no method named '\(method)'.",
+            hint: "Call rpc.discover for the list of methods.",
+            details: JSONObject([("method", .string(method))]))
     }
 
     public static func internalError(_ message: String) -> RPCError {

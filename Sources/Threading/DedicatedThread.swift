@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Starts a detached pthread for blocking work (read(2) loops, libsecret, libcurl) so that
@@ -10,15 +10,20 @@ public func startDedicatedThread(name: String, _ body: @escaping @Sendable () ->
     final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void
-        init(name: String, body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
     let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
     var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
+    let result = pthread_create(
+        &thread, nil,
+        { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
     precondition(result == 0, "pthread_create failed: \(result)")
     pthread_detach(thread)
 }
@@ -55,8 +60,10 @@ public final class SerialWorker: Sendable {
 
     /// Runs `body` on the worker thread. With `timeout`, the caller gets `onTimeout()` once it
     /// passes, even though the job itself may still be stuck in a C call.
-    public func run<T: Sendable>(timeout: Double? = nil, onTimeout: @escaping @Sendable () -> T? = { nil },
-                                 _ body: @escaping @Sendable () -> T) async -> T? {
+    public func run<T: Sendable>(
+        timeout: Double? = nil, onTimeout: @escaping @Sendable () -> T? = { nil },
+        _ body: @escaping @Sendable () -> T
+    ) async -> T? {
         let once = ResumeOnce<T?>()
         return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             once.set(continuation)
@@ -71,8 +78,10 @@ public final class SerialWorker: Sendable {
 /// Runs `body` on a thread of its own, so one blocking C call never delays another caller
 /// (a lookup each, say). With `timeout`, the caller gets `onTimeout()` once it passes, even
 /// though the thread may still be stuck in the call; the thread ends when the call returns.
-public func runOnOwnThread<T: Sendable>(name: String, timeout: Double? = nil, onTimeout: @escaping @Sendable () -> T? = { nil },
-                                        _ body: @escaping @Sendable () -> T) async -> T? {
+public func runOnOwnThread<T: Sendable>(
+    name: String, timeout: Double? = nil, onTimeout: @escaping @Sendable () -> T? = { nil },
+    _ body: @escaping @Sendable () -> T
+) async -> T? {
     let once = ResumeOnce<T?>()
     return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
         once.set(continuation)

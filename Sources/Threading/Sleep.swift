@@ -7,7 +7,7 @@ public func sleep(seconds: Double) async throws {
 
 /// Seconds as nanoseconds, saturating: at most about 292 years, never a trap.
 public func nanoseconds(_ seconds: Double) -> UInt64 {
-    guard seconds > 0 else { return 0 }  // also NaN
+    guard seconds > 0 else { return 0 } // also NaN
     let ns = seconds * 1e9
     return ns >= 1.8e19 ? 18_000_000_000_000_000_000 : UInt64(ns)
 }

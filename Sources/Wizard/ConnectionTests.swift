@@ -5,8 +5,8 @@ import JSONRPC
 import Keyring
 import Microsoft365Connector
 import OAuth
-import SuperOfficeConnector
 import RPCCore
+import SuperOfficeConnector
 import WizardContract
 
 /// testConnection: both sides at once, each run by its connector and reported with its
@@ -25,8 +25,9 @@ extension WizardService {
 
     func testCalendar(_ profile: Profile, progress: @escaping ProgressReporter) async -> SystemTestResult {
         guard let system = profile.calendarSystem else {
-            return SystemTestResult(side: .calendar, system: nil, checks: [],
-                                    error: RPCError(.systemNotSelected, "No calendar system is selected yet.", hint: "Call selectCalendarSystem first."))
+            return SystemTestResult(
+                side: .calendar, system: nil, checks: [],
+                error: RPCError(.systemNotSelected, "No calendar system is selected yet.", hint: "Call selectCalendarSystem first."))
         }
         return await test(system, profile, progress: progress)
     }
@@ -56,8 +57,9 @@ extension WizardService {
                 return await superOffice.test(context: context, tokens: tokens, http: flow.http, progress: progress)
             case let microsoft as Microsoft365:
                 let endpoints = Microsoft365Settings(connection.settings).endpoints
-                return await microsoft.test(tokens: tokens, ewsUrl: endpoints.ewsUrl, mailbox: connection.account?["userPrincipalName"]?.stringValue,
-                                            http: flow.http, progress: progress)
+                return await microsoft.test(
+                    tokens: tokens, ewsUrl: endpoints.ewsUrl, mailbox: connection.account?["userPrincipalName"]?.stringValue,
+                    http: flow.http, progress: progress)
             case let google as Google:
                 return await google.test(tokens: tokens, http: flow.http, progress: progress)
             default:
@@ -73,22 +75,35 @@ extension WizardService {
         let c = profile.connection(for: .exchange)
         let settings = ExchangeSettings(c.settings)
         guard c.hasPassword, let userName = settings.userName, let email = settings.email else {
-            return ([], RPCError(.notSignedIn, "Enter the Exchange user name, domain, e-mail address and password first.",
-                                 hint: "Call submitExchangeCredentials."))
+            return (
+                [],
+                RPCError(
+                    .notSignedIn, "Enter the Exchange user name, domain, e-mail address and password first.",
+                    hint: "Call submitExchangeCredentials.")
+            )
         }
         guard let ewsUrl = settings.endpoints.ewsUrl else {
-            return ([], RPCError(.endpointInvalid, "The profile has no EWS URL yet.",
-                                 hint: "Run Autodiscover (submitExchangeCredentials) or enter it with overrideEndpoints.",
-                                 details: ["field": "ewsUrl"]))
+            return (
+                [],
+                RPCError(
+                    .endpointInvalid, "The profile has no EWS URL yet.",
+                    hint: "Run Autodiscover (submitExchangeCredentials) or enter it with overrideEndpoints.",
+                    details: ["field": "ewsUrl"])
+            )
         }
         do throws(RPCError) {
             guard let password = try await secrets.lookup(SecretKey(profile: profile.id, system: .exchange, kind: .password)) else {
-                return ([], RPCError(.notSignedIn, "The Exchange password is missing from the keyring.",
-                                     hint: "Enter the credentials again with submitExchangeCredentials."))
+                return (
+                    [],
+                    RPCError(
+                        .notSignedIn, "The Exchange password is missing from the keyring.",
+                        hint: "Enter the credentials again with submitExchangeCredentials.")
+                )
             }
             redactor.register(password)
-            let account = ExchangeAccount(userName: userName, domain: settings.domain, email: email,
-                                          password: password, impersonateMailbox: settings.impersonateMailbox)
+            let account = ExchangeAccount(
+                userName: userName, domain: settings.domain, email: email,
+                password: password, impersonateMailbox: settings.impersonateMailbox)
             let test = EWSConnectionTest(client: try network.http(), pins: { host in profile.pins(for: host) })
             return await test.run(account: account, ewsUrl: ewsUrl, oabUrl: settings.endpoints.oabUrl, progress: progress)
         } catch {
@@ -109,8 +124,9 @@ extension WizardService {
                     if profile.superOffice.hasRefreshToken { profile.superOffice.lastTest = outcome }
                 case .calendar:
                     guard let system = tested.calendarSystem, profile.calendarSystem == system,
-                          profile.connection(for: system).revision == tested.connection(for: system).revision,
-                          profile.calendars[system] != nil else { continue }
+                        profile.connection(for: system).revision == tested.connection(for: system).revision,
+                        profile.calendars[system] != nil
+                    else { continue }
                     profile.calendars[system]?.lastTest = outcome
                 }
             }

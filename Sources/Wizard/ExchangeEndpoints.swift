@@ -15,8 +15,9 @@ extension WizardService {
         guard let system = profile.calendarSystem, systems.contains(system) else {
             let names = systems.map(\.rawValue).sorted().joined(separator: " or ")
             let current = profile.calendarSystem.map { " (it is \($0.rawValue) now)" } ?? ""
-            throw RPCError(.systemNotSelected, "Select \(names) as the profile's calendar system before \(what)\(current).",
-                           hint: "Call selectCalendarSystem first.")
+            throw RPCError(
+                .systemNotSelected, "Select \(names) as the profile's calendar system before \(what)\(current).",
+                hint: "Call selectCalendarSystem first.")
         }
         return system
     }
@@ -44,11 +45,13 @@ extension WizardService {
             return endpoints(of: updated, autodiscover: (ok: false, attempts: []))
         }
 
-        let account = ExchangeAccount(userName: params.userName, domain: params.domain, email: params.email,
-                                      password: params.password, impersonateMailbox: params.impersonateMailbox)
-        let autodiscover = Autodiscover(client: try network.http(), resolver: network.resolver,
-                                        budgetSeconds: network.options.autodiscoverBudgetSeconds,
-                                        pins: { [profile = updated] host in profile.pins(for: host) })
+        let account = ExchangeAccount(
+            userName: params.userName, domain: params.domain, email: params.email,
+            password: params.password, impersonateMailbox: params.impersonateMailbox)
+        let autodiscover = Autodiscover(
+            client: try network.http(), resolver: network.resolver,
+            budgetSeconds: network.options.autodiscoverBudgetSeconds,
+            pins: { [profile = updated] host in profile.pins(for: host) })
         let found: Autodiscover.Outcome
         do throws(AutodiscoverFailure) {
             found = try await autodiscover.run(account: account, allowRedirectHosts: params.allowRedirectHosts) { stage, message, percent in
@@ -64,22 +67,22 @@ extension WizardService {
             throw error.error
         }
         updated = try await store.update(params.profileId) { profile in
-                var c = profile.connection(for: .exchange)
-                var endpoints = EndpointSettings(c.settings)
-                endpoints.discoveredEwsUrl = found.ewsUrl
-                endpoints.discoveredOabUrl = found.oabUrl
-                endpoints.applyDiscovered(to: &c.settings)
-                // A URL the user typed in stays in force until they change it.
-                if endpoints.source != .override {
-                    endpoints.ewsUrl = found.ewsUrl
-                    endpoints.oabUrl = found.oabUrl
-                    endpoints.source = .autodiscover
-                    endpoints.applyInForce(to: &c.settings)
-                    c.lastTest = nil
-                    c.revision += 1
-                }
-                profile.calendars[.exchange] = c
+            var c = profile.connection(for: .exchange)
+            var endpoints = EndpointSettings(c.settings)
+            endpoints.discoveredEwsUrl = found.ewsUrl
+            endpoints.discoveredOabUrl = found.oabUrl
+            endpoints.applyDiscovered(to: &c.settings)
+            // A URL the user typed in stays in force until they change it.
+            if endpoints.source != .override {
+                endpoints.ewsUrl = found.ewsUrl
+                endpoints.oabUrl = found.oabUrl
+                endpoints.source = .autodiscover
+                endpoints.applyInForce(to: &c.settings)
+                c.lastTest = nil
+                c.revision += 1
             }
+            profile.calendars[.exchange] = c
+        }
         return endpoints(of: updated, autodiscover: (ok: true, attempts: found.attempts))
     }
 

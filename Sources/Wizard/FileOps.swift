@@ -1,17 +1,19 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Threading
 import RPCCore
+import Threading
 import WizardContract
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The few POSIX file calls the store needs, with errors turned into `storageFailed` once.
 enum FileOps {
     static func failure(_ what: String, _ path: String) -> RPCError {
-        RPCError(.storageFailed, "Cannot \(what) '\(path)': \(String(cString: strerror(errno))).",
-                 hint: "Check that the configuration directory is writable (see --config-dir).")
+        RPCError(
+            .storageFailed, "Cannot \(what) '\(path)': \(String(cString: strerror(errno))).",
+            hint: "Check that the configuration directory is writable (see --config-dir).")
     }
 
     static func makeDirectory(_ path: String) throws(RPCError) {
@@ -32,8 +34,10 @@ enum FileOps {
 
     /// flock without blocking the thread forever: polls so that cancellation and a deadline
     /// (another process holding the lock for too long) are noticed.
-    static func lock(_ path: String, exclusive: Bool, timeoutSeconds: Double,
-                     isCancelled: () -> Bool) throws(RPCError) -> Int32 {
+    static func lock(
+        _ path: String, exclusive: Bool, timeoutSeconds: Double,
+        isCancelled: () -> Bool
+    ) throws(RPCError) -> Int32 {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("open the lock file", path) }
         let deadline = monotonicSeconds() + timeoutSeconds
@@ -50,8 +54,9 @@ enum FileOps {
             }
             if monotonicSeconds() > deadline {
                 close(fd)
-                throw RPCError(.storageFailed, "Another process has held the profile directory lock for \(Int(timeoutSeconds)) seconds.",
-                               hint: "Check for a stuck syncwizard process using '\(path)'.")
+                throw RPCError(
+                    .storageFailed, "Another process has held the profile directory lock for \(Int(timeoutSeconds)) seconds.",
+                    hint: "Check for a stuck syncwizard process using '\(path)'.")
             }
             usleep(5_000)
         }
@@ -97,7 +102,10 @@ enum FileOps {
             while offset < raw.count {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0, errno == EINTR { continue }
-                if n <= 0 { ok = false; return }
+                if n <= 0 {
+                    ok = false
+                    return
+                }
                 offset += n
             }
         }

@@ -1,9 +1,9 @@
 import DNS
 import HTTP
 import OAuth
+import RPCCore
 import SuperOfficeConnector
 import Threading
-import RPCCore
 import WizardContract
 
 /// The network pieces connectors use, built on first use so that start-up (and every request
@@ -17,9 +17,11 @@ public final class Network: Sendable {
         public var userAgent: String
         public var superOfficeHosts: [SuperOfficeEnvironment: String]
 
-        public init(caFile: String? = nil, connectTo: [String] = [], dnsServer: String? = nil,
-                    autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard",
-                    superOfficeHosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts) {
+        public init(
+            caFile: String? = nil, connectTo: [String] = [], dnsServer: String? = nil,
+            autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard",
+            superOfficeHosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts
+        ) {
             self.superOfficeHosts = superOfficeHosts
             self.caFile = caFile
             self.connectTo = connectTo

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Threading
 import RPCCore
+import Threading
 import WizardContract
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Profiles and provider settings as JSON files under one directory:
 ///
@@ -42,9 +43,10 @@ public final class ProfileStore: Sendable {
                 do throws(RPCError) {
                     try FileOps.makeDirectory(directory)
                     try FileOps.makeDirectory(directory + "/profiles")
-                    let lock = try FileOps.lock(directory + "/.lock", exclusive: exclusive,
-                                                timeoutSeconds: Self.lockTimeoutSeconds,
-                                                isCancelled: { cancelled.withLock { $0 } })
+                    let lock = try FileOps.lock(
+                        directory + "/.lock", exclusive: exclusive,
+                        timeoutSeconds: Self.lockTimeoutSeconds,
+                        isCancelled: { cancelled.withLock { $0 } })
                     defer { FileOps.unlock(lock) }
                     if cancelled.withLock({ $0 }) { return .failure(.cancelled) }
                     return .success(try body())
@@ -120,8 +122,9 @@ public final class ProfileStore: Sendable {
     static func read(_ path: String, id: String) throws(RPCError) -> Profile {
         guard let bytes = try FileOps.readFile(path) else { throw RPCError.profileNotFound(id) }
         guard let json = try? JSONParser.parse(bytes), let profile = Profile(json: json), profile.id == id else {
-            throw RPCError(.storageFailed, "The file of profile \(id) is damaged and cannot be read.",
-                           hint: "Restore \(path) from a backup, or delete the profile and create it again.")
+            throw RPCError(
+                .storageFailed, "The file of profile \(id) is damaged and cannot be read.",
+                hint: "Restore \(path) from a backup, or delete the profile and create it again.")
         }
         return profile
     }
@@ -136,15 +139,18 @@ public final class ProfileStore: Sendable {
     }
 
     @discardableResult
-    public func updateProviderSettings(_ change: @escaping @Sendable (inout [ProviderSettings]) throws(RPCError) -> Void) async throws(RPCError) -> [ProviderSettings] {
+    public func updateProviderSettings(_ change: @escaping @Sendable (inout [ProviderSettings]) throws(RPCError) -> Void) async throws(RPCError)
+        -> [ProviderSettings]
+    {
         let path = providersPath
         return try await locked(exclusive: true) { () throws(RPCError) -> [ProviderSettings] in
             var settings = try Self.readProviders(path)
             try change(&settings)
-            let json = JSONValue.object(JSONObject([
-                ("formatVersion", .int(1)),
-                ("providers", .array(settings.map(\.json))),
-            ]))
+            let json = JSONValue.object(
+                JSONObject([
+                    ("formatVersion", .int(1)),
+                    ("providers", .array(settings.map(\.json))),
+                ]))
             try FileOps.writeAtomically(path, JSONWriter.bytes(json))
             return settings
         }
@@ -153,8 +159,9 @@ public final class ProfileStore: Sendable {
     static func readProviders(_ path: String) throws(RPCError) -> [ProviderSettings] {
         guard let bytes = try FileOps.readFile(path) else { return [] }
         guard let json = try? JSONParser.parse(bytes), let list = json["providers"]?.arrayValue else {
-            throw RPCError(.storageFailed, "The provider settings file is damaged and cannot be read.",
-                           hint: "Remove \(path) and set the provider settings again.")
+            throw RPCError(
+                .storageFailed, "The provider settings file is damaged and cannot be read.",
+                hint: "Remove \(path) and set the provider settings again.")
         }
         return list.compactMap(ProviderSettings.init(json:))
     }

@@ -4,8 +4,8 @@ import HTTP
 import Keyring
 import Microsoft365Connector
 import OAuth
-import SuperOfficeConnector
 import RPCCore
+import SuperOfficeConnector
 import WizardContract
 
 /// startSignIn, awaitSignIn's keeping of the result, signOut, and access tokens for the checks.
@@ -30,8 +30,9 @@ extension WizardService {
 
     func providerSettings(_ system: System) async throws(RPCError) -> (ProviderSettings, String?) {
         guard let settings = try await store.providerSettings().first(where: { $0.system == system }) else {
-            throw RPCError(.providerNotConfigured, "\(system.displayName) has no client id yet.",
-                           hint: "Call setProviderSettings with the application's client id (and secret) first.")
+            throw RPCError(
+                .providerNotConfigured, "\(system.displayName) has no client id yet.",
+                hint: "Call setProviderSettings with the application's client id (and secret) first.")
         }
         let secret = settings.hasClientSecret ? try await secrets.lookup(SecretKey.clientSecret(for: system)) : nil
         if let secret { redactor.register(secret) }
@@ -59,8 +60,10 @@ extension WizardService {
             return try await signIns.start(plan, now: Clock.now(), isoDate: Clock.iso8601)
         }
         let environment = (provider as? SuperOffice)?.environment
-        let plan = flow.plan(provider, profileId: params.profileId, clientSecret: clientSecret, loginHint: params.loginHint,
-                             timeoutSeconds: signInTimeoutSeconds, keeper: self) { _ in
+        let plan = flow.plan(
+            provider, profileId: params.profileId, clientSecret: clientSecret, loginHint: params.loginHint,
+            timeoutSeconds: signInTimeoutSeconds, keeper: self
+        ) { _ in
             (account: JSONObject(), settings: environment.map(SuperOfficeSettings.afterSignIn(environment:)) ?? JSONObject())
         }
         return try await signIns.start(plan, now: Clock.now(), isoDate: Clock.iso8601)
@@ -71,9 +74,11 @@ extension WizardService {
     func microsoftPlan(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, flow: OAuthFlow) throws(RPCError) -> SignInPlan {
         let consentLeg = params.adminConsent ? try microsoft.adminConsentLeg() : nil
         let http = flow.http
-        var plan = flow.plan(microsoft, profileId: params.profileId, clientSecret: clientSecret, loginHint: params.loginHint,
-                             timeoutSeconds: signInTimeoutSeconds, keeper: self,
-                             parameters: consentLeg == nil ? nil : microsoft.authorizationParameters(loginHint: params.loginHint, prompt: "select_account")) { signedIn in
+        var plan = flow.plan(
+            microsoft, profileId: params.profileId, clientSecret: clientSecret, loginHint: params.loginHint,
+            timeoutSeconds: signInTimeoutSeconds, keeper: self,
+            parameters: consentLeg == nil ? nil : microsoft.authorizationParameters(loginHint: params.loginHint, prompt: "select_account")
+        ) { signedIn in
             await Self.microsoftExtras(signedIn, adminConsent: consentLeg != nil, http: http)
         }
         plan.consentLeg = consentLeg
@@ -86,12 +91,16 @@ extension WizardService {
             ews = await Microsoft365.discoverEWS(email: upn, http: http)
         }
         let tenant: String?? = adminConsent ? .some(signedIn.account["tenantId"]?.stringValue) : nil
-        return (account: adminConsent ? ["adminConsent": true] : [:],
-                settings: Microsoft365Settings.afterSignIn(discoveredEwsUrl: ews, adminConsentTenant: tenant))
+        return (
+            account: adminConsent ? ["adminConsent": true] : [:],
+            settings: Microsoft365Settings.afterSignIn(discoveredEwsUrl: ews, adminConsentTenant: tenant)
+        )
     }
 
     /// RFC 8628 for front ends without a browser: the user enters userCode at verificationUri.
-    func startDeviceCode(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, flow: OAuthFlow) async throws(RPCError) -> StartSignIn.Result {
+    func startDeviceCode(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, flow: OAuthFlow) async throws(RPCError)
+        -> StartSignIn.Result
+    {
         let device = try await flow.deviceAuthorization(microsoft.deviceCodeEndpoint, provider: microsoft, scope: Microsoft365.delegatedScope)
         let profileId = params.profileId
         return await signIns.startDeviceCode(
@@ -136,21 +145,23 @@ extension WizardService {
         let key = AccessTokens.Key(profile: profileId, system: provider.system)
         let secretKey = SecretKey(profile: profileId, system: provider.system, kind: .refreshToken)
         let (secrets, accessTokens) = (self.secrets, self.accessTokens)
-        return AccessTokenSource(fetch: { scope, cached throws(RPCError) in
-            let refresh: @Sendable () async throws(RPCError) -> TokenResponse = { () throws(RPCError) -> TokenResponse in
-                guard let refreshToken = try await secrets.lookup(secretKey) else {
-                    throw RPCError(.reauthenticationRequired, "The \(provider.system.displayName) refresh token is missing from the keyring.",
-                                   hint: "Sign in with \(provider.system.displayName) again.")
+        return AccessTokenSource(
+            fetch: { scope, cached throws(RPCError) in
+                let refresh: @Sendable () async throws(RPCError) -> TokenResponse = { () throws(RPCError) -> TokenResponse in
+                    guard let refreshToken = try await secrets.lookup(secretKey) else {
+                        throw RPCError(
+                            .reauthenticationRequired, "The \(provider.system.displayName) refresh token is missing from the keyring.",
+                            hint: "Sign in with \(provider.system.displayName) again.")
+                    }
+                    let tokens = try await flow.refresh(refreshToken, provider: provider, clientSecret: clientSecret, scope: scope)
+                    if let rotated = tokens.refreshToken, rotated != refreshToken {
+                        try await secrets.store(rotated, for: secretKey)
+                    }
+                    return tokens
                 }
-                let tokens = try await flow.refresh(refreshToken, provider: provider, clientSecret: clientSecret, scope: scope)
-                if let rotated = tokens.refreshToken, rotated != refreshToken {
-                    try await secrets.store(rotated, for: secretKey)
-                }
-                return tokens
-            }
-            guard cached else { return try await refresh().accessToken }
-            return try await accessTokens.token(key, now: Clock.now(), refresh: refresh)
-        }, forget: { await accessTokens.forget(key) })
+                guard cached else { return try await refresh().accessToken }
+                return try await accessTokens.token(key, now: Clock.now(), refresh: refresh)
+            }, forget: { await accessTokens.forget(key) })
     }
 }
 
@@ -160,8 +171,9 @@ extension WizardService {
 extension WizardService: SignInKeeper {
     public func keep(_ signedIn: SignedIn, profileId: String, system: System, settings: JSONObject) async throws(RPCError) {
         guard let refreshToken = signedIn.tokens.refreshToken else {
-            throw RPCError(.invalidToken, "\(system.displayName) answered without a refresh token.",
-                           hint: "Check that the application may use the authorization code flow with offline access.")
+            throw RPCError(
+                .invalidToken, "\(system.displayName) answered without a refresh token.",
+                hint: "Check that the application may use the authorization code flow with offline access.")
         }
         try await secrets.store(refreshToken, for: SecretKey(profile: profileId, system: system, kind: .refreshToken))
         await accessTokens.remember(.init(profile: profileId, system: system), signedIn.tokens, now: Clock.now())

@@ -30,10 +30,12 @@ public final class WizardService: Sendable {
     let signInTimeoutSeconds: Double
 
     /// `notify` sends server → client notifications (signInCompleted, signInFailed).
-    public init(store: ProfileStore, secrets: any SecretStore, info: ServerInfo, logger: Logger,
-                network: Network = Network(options: .init()), redactor: Redactor = .shared,
-                signInTimeoutSeconds: Double = 600,
-                notify: @escaping SignInManager.Notifier = { _, _ in }) {
+    public init(
+        store: ProfileStore, secrets: any SecretStore, info: ServerInfo, logger: Logger,
+        network: Network = Network(options: .init()), redactor: Redactor = .shared,
+        signInTimeoutSeconds: Double = 600,
+        notify: @escaping SignInManager.Notifier = { _, _ in }
+    ) {
         self.signIns = SignInManager(notify: notify)
         self.signInTimeoutSeconds = signInTimeoutSeconds
         self.store = store
@@ -46,10 +48,12 @@ public final class WizardService: Sendable {
 
     public func register(into table: inout MethodTable) {
         let info = self.info
-        table.registerRaw(Initialize.name, .inline { (params) throws(RPCError) -> JSONValue in
-            _ = try Initialize.Params.decodeLeniently(params)
-            return Initialize.Result(serverName: info.name, serverVersion: info.version, capabilities: Self.capabilities(info)).json
-        })
+        table.registerRaw(
+            Initialize.name,
+            .inline { (params) throws(RPCError) -> JSONValue in
+                _ = try Initialize.Params.decodeLeniently(params)
+                return Initialize.Result(serverName: info.name, serverVersion: info.version, capabilities: Self.capabilities(info)).json
+            })
         table.registerInline(Ping.self) { _ in Ping.Result() }
         table.registerInline(Discover.self) { _ in OpenRPCDocument.value }
 
@@ -65,8 +69,9 @@ public final class WizardService: Sendable {
             let state = try await self.wizardState(params.profileId)
             guard state.canContinue else {
                 let list = state.blockers.map(\.message).joined(separator: " ")
-                throw RPCError(.stepIncomplete, "The systems are not all connected and tested yet: \(list)",
-                               details: JSONObject([("blockers", state.blockers.json)]))
+                throw RPCError(
+                    .stepIncomplete, "The systems are not all connected and tested yet: \(list)",
+                    details: JSONObject([("blockers", state.blockers.json)]))
             }
             return NextStep.Result(step: WizardState.followingStep)
         }

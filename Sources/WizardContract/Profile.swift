@@ -35,8 +35,10 @@ public struct SystemConnection: Sendable, Equatable, JSONRepresentable {
     /// Bumped whenever credentials or endpoints change, so a test of older settings never counts.
     public var revision: Int
 
-    public init(hasPassword: Bool = false, hasRefreshToken: Bool = false, settings: JSONObject = JSONObject(), account: JSONObject? = nil,
-                lastTest: TestOutcome? = nil, revision: Int = 0) {
+    public init(
+        hasPassword: Bool = false, hasRefreshToken: Bool = false, settings: JSONObject = JSONObject(), account: JSONObject? = nil,
+        lastTest: TestOutcome? = nil, revision: Int = 0
+    ) {
         self.hasPassword = hasPassword
         self.hasRefreshToken = hasRefreshToken
         self.settings = settings
@@ -120,7 +122,8 @@ public struct Profile: Sendable, Equatable, JSONRepresentable {
 
     public init?(json: JSONValue) {
         guard let id = json["id"]?.stringValue, let name = json["name"]?.stringValue,
-              let createdAt = json["createdAt"]?.stringValue else { return nil }
+            let createdAt = json["createdAt"]?.stringValue
+        else { return nil }
         self.init(id: id, name: name, createdAt: createdAt)
         updatedAt = json["updatedAt"]?.stringValue ?? createdAt
         superOffice = SystemConnection(json: json["superOffice"])

@@ -40,9 +40,10 @@ public enum HTTPSURL {
 
     public static func validate(_ url: String, field: String) throws(RPCError) {
         guard !url.contains(where: { $0.isWhitespace }), host(of: url) != nil else {
-            throw RPCError(.endpointInvalid, "'\(field)' must be an absolute https URL, like https://mail.contoso.com/EWS/Exchange.asmx.",
-                           hint: "Credentials are only ever sent over https.",
-                           details: JSONObject([("field", .string(field))]))
+            throw RPCError(
+                .endpointInvalid, "'\(field)' must be an absolute https URL, like https://mail.contoso.com/EWS/Exchange.asmx.",
+                hint: "Credentials are only ever sent over https.",
+                details: JSONObject([("field", .string(field))]))
         }
     }
 }

@@ -66,8 +66,9 @@ extension ErrorKind {
 
 extension RPCError {
     public static func profileNotFound(_ id: String) -> RPCError {
-        RPCError(.profileNotFound, "No profile has the id '\(id)'.",
-                 hint: "Call listProfiles to see the existing profiles.",
-                 details: JSONObject([("profileId", .string(id))]))
+        RPCError(
+            .profileNotFound, "No profile has the id '\(id)'.",
+            hint: "Call listProfiles to see the existing profiles.",
+            details: JSONObject([("profileId", .string(id))]))
     }
 }

@@ -70,8 +70,10 @@ public enum BlockerKind {
     public static let endpointsRequired = "endpointsRequired"
     public static let connectionNotTested = "connectionNotTested"
     public static let connectionTestFailed = "connectionTestFailed"
-    public static let all = [systemNotSelected, providerNotConfigured, signInRequired,
-                             credentialsRequired, endpointsRequired, connectionNotTested, connectionTestFailed]
+    public static let all = [
+        systemNotSelected, providerNotConfigured, signInRequired,
+        credentialsRequired, endpointsRequired, connectionNotTested, connectionTestFailed,
+    ]
 }
 
 public struct WizardState: Sendable, Equatable, JSONRepresentable {

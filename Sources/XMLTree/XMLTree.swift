@@ -142,7 +142,7 @@ public struct XMLTreeParser {
 
     private mutating func element(depth: Int, scopes: [[String: String]]) throws(XMLParseError) -> XMLElement {
         guard depth < Self.maximumDepth else { throw fail("elements nested deeper than \(Self.maximumDepth) levels") }
-        index += 1  // '<'
+        index += 1 // '<'
         let qualified = try name()
         var rawAttributes: [(String, String)] = []
         while true {
@@ -172,8 +172,7 @@ public struct XMLTreeParser {
         // Namespace declarations of this element apply to it and its attributes.
         var scope: [String: String] = [:]
         for (attributeName, value) in rawAttributes {
-            if attributeName == "xmlns" { scope[""] = value }
-            else if attributeName.hasPrefix("xmlns:") { scope[String(attributeName.dropFirst(6))] = value }
+            if attributeName == "xmlns" { scope[""] = value } else if attributeName.hasPrefix("xmlns:") { scope[String(attributeName.dropFirst(6))] = value }
         }
         let scopes = scope.isEmpty ? scopes : scopes + [scope]
         func resolve(_ prefix: String) -> String? {
@@ -194,7 +193,7 @@ public struct XMLTreeParser {
             index += 1
             return result
         }
-        index += 1  // '>'
+        index += 1 // '>'
         var text = ""
         while true {
             guard index < bytes.count else { throw fail("unterminated element <\(qualified)>") }
@@ -261,8 +260,11 @@ public struct XMLTreeParser {
                 func digits(_ text: Substring, hex: Bool) -> Bool {
                     !text.isEmpty && text.utf8.count <= 8 && text.utf8.allSatisfy { (0x30...0x39).contains($0) || (hex && (0x41...0x46).contains($0 & 0xDF)) }
                 }
-                if name.hasPrefix("#x"), digits(name.dropFirst(2), hex: true) { value = UInt32(name.dropFirst(2), radix: 16) }
-                else if name.hasPrefix("#"), digits(name.dropFirst(1), hex: false) { value = UInt32(name.dropFirst(1)) }
+                if name.hasPrefix("#x"), digits(name.dropFirst(2), hex: true) {
+                    value = UInt32(name.dropFirst(2), radix: 16)
+                } else if name.hasPrefix("#"), digits(name.dropFirst(1), hex: false) {
+                    value = UInt32(name.dropFirst(1))
+                }
                 guard let value, value != 0, let unicode = Unicode.Scalar(value) else {
                     throw XMLParseError(reason: "unknown entity '&\(name);'", offset: start)
                 }

@@ -50,9 +50,10 @@ struct CommandLineParser {
                 break
             }
             guard argument.hasPrefix("--"), argument.count > 2 else {
-                throw UsageError(message: argument.hasPrefix("-") && argument != "-"
-                    ? "Unknown option '\(argument)'."
-                    : "Unexpected argument '\(argument)': \(commandName) takes options only.")
+                throw UsageError(
+                    message: argument.hasPrefix("-") && argument != "-"
+                        ? "Unknown option '\(argument)'."
+                        : "Unexpected argument '\(argument)': \(commandName) takes options only.")
             }
             let body = argument.dropFirst(2)
             let name: String
@@ -74,7 +75,10 @@ struct CommandLineParser {
             }
             // "--config-dir --log-level debug" forgot the directory: never take an option as a value.
             if inlineValue == nil, value.hasPrefix("--") {
-                throw UsageError(message: "Missing value for '--\(name) <\(option.valueName)>' (got the option '\(value)'; write --\(name)=VALUE for a value that starts with --).")
+                throw UsageError(
+                    message:
+                        "Missing value for '--\(name) <\(option.valueName)>' (got the option '\(value)'; write --\(name)=VALUE for a value that starts with --)."
+                )
             }
             // "--config-dir=" would mean the current directory or the root, depending on who reads it.
             guard !value.isEmpty else {
@@ -99,8 +103,11 @@ struct CommandLineParser {
     func helpText(abstract: String, discussion: String) -> String {
         var text = "OVERVIEW: " + wrapped(abstract, width: 70).joined(separator: "\n  ") + "\n\n"
         text += wrapped(discussion, width: 80).joined(separator: "\n") + "\n\nUSAGE: \(commandName) [OPTIONS]\n\nOPTIONS:\n"
-        let all = options + [Option(name: "version", valueName: "", help: "Show the version."),
-                             Option(name: "help", valueName: "", help: "Show this help (also -h).")]
+        let all =
+            options + [
+                Option(name: "version", valueName: "", help: "Show the version."),
+                Option(name: "help", valueName: "", help: "Show this help (also -h)."),
+            ]
         for option in all {
             text += "  --\(option.name)"
             if !option.valueName.isEmpty { text += " <\(option.valueName)>" }

@@ -1,18 +1,19 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import DNS
+import Dispatch
 import JSONRPC
 import Keyring
 import Logging
+import RPCCore
 import SuperOfficeConnector
 import Threading
 import Wizard
-import RPCCore
 import WizardContract
-import Dispatch
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `syncwizard`: serves the "Configure Systems" step over JSON-RPC 2.0 on stdin/stdout.
 struct ServeCommand {
@@ -28,50 +29,67 @@ struct ServeCommand {
     /// Every option, in the order of --help. This table is the one source of the option docs:
     /// scripts/sync-docs.sh writes it (`syncwizard --help-markdown`) into README.md,
     /// Protocol/README.md and openrpc.json's info.description.
-    static let parser = CommandLineParser(commandName: "syncwizard", options: [
-        .init(name: "config-dir", valueName: "directory",
-              help: "Directory for profiles and provider settings; created (mode 0700) when missing.",
-              defaultValue: "`$XDG_CONFIG_HOME/syncwizard` if XDG_CONFIG_HOME is an absolute path, else `~/.config/syncwizard`",
-              environment: "SYNCWIZARD_CONFIG_DIR"),
-        .init(name: "secret-store", valueName: "keyring|memory",
-              help: "Where secrets live: `keyring` (the desktop keyring, Secret Service through libsecret) or `memory` (this process only, for scripts and tests). Chosen explicitly, never a silent fallback.",
-              defaultValue: "keyring", environment: "SYNCWIZARD_SECRET_STORE"),
-        .init(name: "log-level", valueName: "level",
-              help: "Log level on stderr: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.",
-              defaultValue: "notice", environment: "SYNCWIZARD_LOG_LEVEL"),
-        .init(name: "trace-file", valueName: "file",
-              help: "Mirror the protocol stream into this file (`>>` in, `<<` out), with every secret redacted."),
-        .init(name: "max-message-bytes", valueName: "bytes",
-              help: "Largest accepted message in bytes, at least 1024; larger ones are answered with `messageTooLarge` and skipped.",
-              defaultValue: "4194304"),
-        .init(name: "ca-file", valueName: "file",
-              help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA.",
-              environment: "SYNCWIZARD_CA_FILE"),
-        .init(name: "connect-to", valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT",
-              help: "Reach HOST port PORT at CONNECT_HOST:CONNECT_PORT, as libcurl's CONNECT_TO (split DNS, tests), e.g. `mail.contoso.com:443:10.0.0.5:443`; TLS is still verified against HOST.",
-              repeatable: true, environment: "SYNCWIZARD_CONNECT_TO", environmentNote: "comma separated, added to the options"),
-        .init(name: "dns-server", valueName: "IP[:PORT]",
-              help: "DNS server for Autodiscover's SRV lookup: IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT (numeric, port 1-65535, default 53); anything else is a usage error.",
-              defaultValue: "every nameserver of `/etc/resolv.conf`", environment: "SYNCWIZARD_DNS_SERVER"),
-        .init(name: "autodiscover-budget", valueName: "seconds",
-              help: "Seconds Autodiscover may take in all (at most 300) before it gives up; every attempt is reported.",
-              defaultValue: "15"),
-        .init(name: "superoffice-host", valueName: "ENV=HOST",
-              help: "Authentication host of a SuperOffice environment (`sod`, `stage` or `online`).",
-              repeatable: true,
-              defaultValue: SuperOfficeEnvironment.allCases
-                  .map { "`\($0.rawValue)=\(SuperOffice.defaultHosts[$0] ?? "")`" }.joined(separator: ", ")),
-        .init(name: "sign-in-timeout", valueName: "seconds",
-              help: "Seconds a browser sign-in stays open (1 to 86400) before it fails with `signInTimedOut`.",
-              defaultValue: "600"),
-    ])
+    static let parser = CommandLineParser(
+        commandName: "syncwizard",
+        options: [
+            .init(
+                name: "config-dir", valueName: "directory",
+                help: "Directory for profiles and provider settings; created (mode 0700) when missing.",
+                defaultValue: "`$XDG_CONFIG_HOME/syncwizard` if XDG_CONFIG_HOME is an absolute path, else `~/.config/syncwizard`",
+                environment: "SYNCWIZARD_CONFIG_DIR"),
+            .init(
+                name: "secret-store", valueName: "keyring|memory",
+                help:
+                    "Where secrets live: `keyring` (the desktop keyring, Secret Service through libsecret) or `memory` (this process only, for scripts and tests). Chosen explicitly, never a silent fallback.",
+                defaultValue: "keyring", environment: "SYNCWIZARD_SECRET_STORE"),
+            .init(
+                name: "log-level", valueName: "level",
+                help: "Log level on stderr: `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.",
+                defaultValue: "notice", environment: "SYNCWIZARD_LOG_LEVEL"),
+            .init(
+                name: "trace-file", valueName: "file",
+                help: "Mirror the protocol stream into this file (`>>` in, `<<` out), with every secret redacted."),
+            .init(
+                name: "max-message-bytes", valueName: "bytes",
+                help: "Largest accepted message in bytes, at least 1024; larger ones are answered with `messageTooLarge` and skipped.",
+                defaultValue: "4194304"),
+            .init(
+                name: "ca-file", valueName: "file",
+                help: "Extra trust anchors (PEM) added to the system's, e.g. your company's CA.",
+                environment: "SYNCWIZARD_CA_FILE"),
+            .init(
+                name: "connect-to", valueName: "HOST:PORT:CONNECT_HOST:CONNECT_PORT",
+                help:
+                    "Reach HOST port PORT at CONNECT_HOST:CONNECT_PORT, as libcurl's CONNECT_TO (split DNS, tests), e.g. `mail.contoso.com:443:10.0.0.5:443`; TLS is still verified against HOST.",
+                repeatable: true, environment: "SYNCWIZARD_CONNECT_TO", environmentNote: "comma separated, added to the options"),
+            .init(
+                name: "dns-server", valueName: "IP[:PORT]",
+                help:
+                    "DNS server for Autodiscover's SRV lookup: IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT (numeric, port 1-65535, default 53); anything else is a usage error.",
+                defaultValue: "every nameserver of `/etc/resolv.conf`", environment: "SYNCWIZARD_DNS_SERVER"),
+            .init(
+                name: "autodiscover-budget", valueName: "seconds",
+                help: "Seconds Autodiscover may take in all (at most 300) before it gives up; every attempt is reported.",
+                defaultValue: "15"),
+            .init(
+                name: "superoffice-host", valueName: "ENV=HOST",
+                help: "Authentication host of a SuperOffice environment (`sod`, `stage` or `online`).",
+                repeatable: true,
+                defaultValue: SuperOfficeEnvironment.allCases
+                    .map { "`\($0.rawValue)=\(SuperOffice.defaultHosts[$0] ?? "")`" }.joined(separator: ", ")),
+            .init(
+                name: "sign-in-timeout", valueName: "seconds",
+                help: "Seconds a browser sign-in stays open (1 to 86400) before it fails with `signInTimedOut`.",
+                defaultValue: "600"),
+        ])
 
     enum SecretStoreChoice: String, CaseIterable {
         case keyring, memory
     }
 
     enum Parsed {
-        case help, helpMarkdown, version, serve(ServeCommand)
+        case help, helpMarkdown, version
+        case serve(ServeCommand)
     }
 
     var logLevel = ProcessInfoLite.environment("SYNCWIZARD_LOG_LEVEL") ?? "notice"
@@ -144,19 +162,22 @@ struct ServeCommand {
             throw UsageError(message: "'\(entry)' is not HOST:PORT:CONNECT_HOST:CONNECT_PORT.")
         }
         if let server = dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"), SRVResolver.parseServer(server) == nil {
-            throw UsageError(message: "--dns-server (or SYNCWIZARD_DNS_SERVER) takes IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535, not '\(server)'.")
+            throw UsageError(
+                message: "--dns-server (or SYNCWIZARD_DNS_SERVER) takes IPv4, IPv4:PORT, IPv6 or [IPv6]:PORT with a port from 1 to 65535, not '\(server)'.")
         }
         guard maxMessageBytes >= 1024 else {
             throw UsageError(message: "--max-message-bytes must be at least 1024.")
         }
         if let env = ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE"), secretStore == nil,
-           SecretStoreChoice(rawValue: env) == nil {
+            SecretStoreChoice(rawValue: env) == nil
+        {
             throw UsageError(message: "SYNCWIZARD_SECRET_STORE must be 'keyring' or 'memory'.")
         }
     }
 
     var connectToEntries: [String] {
-        let fromEnvironment = ProcessInfoLite.environment("SYNCWIZARD_CONNECT_TO")?
+        let fromEnvironment =
+            ProcessInfoLite.environment("SYNCWIZARD_CONNECT_TO")?
             .split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } ?? []
         return connectTo + fromEnvironment
     }
@@ -183,7 +204,8 @@ struct ServeCommand {
         let logger = Logger(label: "syncwizard")
 
         let directory = configDir ?? ProcessInfoLite.environment("SYNCWIZARD_CONFIG_DIR") ?? Self.defaultConfigDirectory()
-        let storeChoice = secretStore
+        let storeChoice =
+            secretStore
             ?? ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE").flatMap(SecretStoreChoice.init(rawValue:))
             ?? .keyring
         let secrets: any SecretStore = storeChoice == .memory ? MemorySecretStore() : LibsecretStore()
@@ -198,13 +220,14 @@ struct ServeCommand {
             store: ProfileStore(directory: directory), secrets: secrets,
             info: .init(name: "syncwizard", version: Self.version, maximumMessageBytes: maxMessageBytes),
             logger: logger,
-            network: Network(options: .init(
-                caFile: caFile ?? ProcessInfoLite.environment("SYNCWIZARD_CA_FILE"),
-                connectTo: connectToEntries,
-                dnsServer: dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"),
-                autodiscoverBudgetSeconds: autodiscoverBudget,
-                userAgent: "syncwizard/\(Self.version)",
-                superOfficeHosts: try superOfficeHosts())),
+            network: Network(
+                options: .init(
+                    caFile: caFile ?? ProcessInfoLite.environment("SYNCWIZARD_CA_FILE"),
+                    connectTo: connectToEntries,
+                    dnsServer: dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"),
+                    autodiscoverBudgetSeconds: autodiscoverBudget,
+                    userAgent: "syncwizard/\(Self.version)",
+                    superOfficeHosts: try superOfficeHosts())),
             signInTimeoutSeconds: signInTimeout,
             notify: { method, params in output.sendNotification(method: method, params: params) })
         var table = MethodTable()
@@ -216,7 +239,10 @@ struct ServeCommand {
         // Input ended: close every sign-in listener before the process goes.
         server.onClose {
             let done = DispatchSemaphore(value: 0)
-            Task { await service.close(); done.signal() }
+            Task {
+                await service.close()
+                done.signal()
+            }
             _ = done.wait(timeout: .now() + 2)
         }
         logger.info("Serving on stdin/stdout; profiles in \(directory); secrets in \(secrets.name).")

@@ -4,11 +4,11 @@ import GoogleConnector
 import HTTP
 import Microsoft365Connector
 import OAuth
+import RPCCore
 import SuperOfficeConnector
 import Synchronization
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// Connectors in-process, each against a FakeTransport that answers like the vendor's
@@ -23,9 +23,13 @@ import WizardContract
         let forgets = Mutex(0)
         init(_ values: [String]) { self.values = values }
         var source: AccessTokenSource {
-            AccessTokenSource(fetch: { [self] scope, _ in
-                handedOut.withLock { n in defer { n += 1 }; return scope.map { "for \($0)" } ?? values[min(n, values.count - 1)] }
-            }, forget: { [self] in forgets.withLock { $0 += 1 } })
+            AccessTokenSource(
+                fetch: { [self] scope, _ in
+                    handedOut.withLock { n in
+                        defer { n += 1 }
+                        return scope.map { "for \($0)" } ?? values[min(n, values.count - 1)]
+                    }
+                }, forget: { [self] in forgets.withLock { $0 += 1 } })
         }
     }
 
@@ -36,17 +40,19 @@ import WizardContract
         FakeTransport { request in
             let target = FakeTransport.target(request)
             let path = String(target.prefix { $0 != "?" })
-            let needs: [String] = switch path {
-            case "/v1.0/me": ["User.Read", "User.Read.All", "Directory.Read.All"]
-            case "/v1.0/users": ["User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
-            case "/v1.0/me/calendar": ["Calendars.Read", "Calendars.ReadWrite"]
-            case "/v1.0/servicePrincipals": ["Application.Read.All", "Directory.Read.All"]
-            case "/v1.0/oauth2PermissionGrants": ["Directory.Read.All"]
-            default: []
-            }
+            let needs: [String] =
+                switch path {
+                case "/v1.0/me": ["User.Read", "User.Read.All", "Directory.Read.All"]
+                case "/v1.0/users": ["User.ReadBasic.All", "User.Read.All", "Directory.Read.All"]
+                case "/v1.0/me/calendar": ["Calendars.Read", "Calendars.ReadWrite"]
+                case "/v1.0/servicePrincipals": ["Application.Read.All", "Directory.Read.All"]
+                case "/v1.0/oauth2PermissionGrants": ["Directory.Read.All"]
+                default: []
+                }
             guard FakeTransport.bearer(request) != nil else { return nil }
             if !needs.isEmpty, scopes.isDisjoint(with: needs) {
-                return FakeTransport.json(403, ["error": ["code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation."]], for: request)
+                return FakeTransport.json(
+                    403, ["error": ["code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation."]], for: request)
             }
             switch path {
             case "/v1.0/me": return FakeTransport.json(200, ["id": "u1", "userPrincipalName": "admin@contoso.test"], for: request)
@@ -54,8 +60,16 @@ import WizardContract
             case "/v1.0/me/calendar": return FakeTransport.json(200, ["name": "Calendar"], for: request)
             case "/v1.0/servicePrincipals": return FakeTransport.json(200, ["value": [["id": "sp-1"]]], for: request)
             case "/v1.0/oauth2PermissionGrants":
-                return FakeTransport.json(200, ["value": [["consentType": .string(consentType),
-                                                           "scope": " User.Read.All Calendars.ReadWrite Directory.Read.All "]]], for: request)
+                return FakeTransport.json(
+                    200,
+                    [
+                        "value": [
+                            [
+                                "consentType": .string(consentType),
+                                "scope": " User.Read.All Calendars.ReadWrite Directory.Read.All ",
+                            ]
+                        ]
+                    ], for: request)
             default: return nil
             }
         }
@@ -63,17 +77,19 @@ import WizardContract
 
     @Test func microsoftChecksPassWithTheRequestedPermissions() async {
         let http = Self.graph(scopes: Set(Microsoft365.requiredScopes))
-        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
-                                                                                     http: http, progress: Self.noProgress)
+        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
+            http: http, progress: Self.noProgress)
         #expect(error == nil)
         #expect(checks.map(\.name) == ["graphDirectory", "graphCalendar", "organizationConsent"])
         #expect(http.requests.allSatisfy { FakeTransport.bearer($0) == "t" })
     }
 
     @Test func microsoftRefusalNamesTheMissingPermission() async {
-        let http = Self.graph(scopes: ["User.Read.All", "Calendars.ReadWrite"])  // what syncwizard asked for before Directory.Read.All
-        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
-                                                                                     http: http, progress: Self.noProgress)
+        let http = Self.graph(scopes: ["User.Read.All", "Calendars.ReadWrite"]) // what syncwizard asked for before Directory.Read.All
+        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
+            http: http, progress: Self.noProgress)
         #expect(error?.kind == .insufficientPrivileges)
         #expect(error?.data["missingPermission"] == "Directory.Read.All")
         #expect(checks.last?.name == "organizationConsent" && checks.last?.ok == false)
@@ -81,8 +97,9 @@ import WizardContract
 
     @Test func microsoftConsentForTheAdminAloneIsOrganizationConsentMissing() async {
         let http = Self.graph(scopes: Set(Microsoft365.requiredScopes), consentType: "Principal")
-        let (_, error) = await Microsoft365(tenant: nil, clientId: "app").test(tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
-                                                                                http: http, progress: Self.noProgress)
+        let (_, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
+            http: http, progress: Self.noProgress)
         #expect(error?.kind == .organizationConsentMissing)
     }
 
@@ -90,11 +107,13 @@ import WizardContract
         let scopes = Set(Microsoft365.requiredScopes)
         let graph = Self.graph(scopes: scopes)
         let tokens = Tokens(["stale", "fresh"])
-        let chained = ChainedTransport(first: { request in
-            FakeTransport.bearer(request) == "stale" ? FakeTransport.json(401, ["error": ["code": "InvalidAuthenticationToken"]], for: request) : nil
-        }, then: graph)
-        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(tokens: tokens.source, ewsUrl: nil, mailbox: nil,
-                                                                                     http: chained, progress: Self.noProgress)
+        let chained = ChainedTransport(
+            first: { request in
+                FakeTransport.bearer(request) == "stale" ? FakeTransport.json(401, ["error": ["code": "InvalidAuthenticationToken"]], for: request) : nil
+            }, then: graph)
+        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: tokens.source, ewsUrl: nil, mailbox: nil,
+            http: chained, progress: Self.noProgress)
         #expect(error == nil, "\(String(describing: error))")
         #expect(checks.count == 3)
         #expect(tokens.forgets.withLock { $0 } == 1)
@@ -115,8 +134,14 @@ import WizardContract
                 return FakeTransport.json(200, ["summary": "Ada"], for: request)
             }
             if request.url.hasPrefix("https://admin.googleapis.com/admin/directory/v1/users") {
-                return FakeTransport.json(403, ["error": ["code": 403, "message": "Request had insufficient authentication scopes.",
-                                                          "errors": [["reason": "insufficientPermissions"]]]], for: request)
+                return FakeTransport.json(
+                    403,
+                    [
+                        "error": [
+                            "code": 403, "message": "Request had insufficient authentication scopes.",
+                            "errors": [["reason": "insufficientPermissions"]],
+                        ]
+                    ], for: request)
             }
             return nil
         }
@@ -154,8 +179,9 @@ import WizardContract
             return nil
         }
         let tokens = Tokens(["stale", "fresh"])
-        let (checks, error) = await SuperOffice(environment: .online, clientId: "so").test(context: "Cust1", tokens: tokens.source, http: http,
-                                                                                           progress: Self.noProgress)
+        let (checks, error) = await SuperOffice(environment: .online, clientId: "so").test(
+            context: "Cust1", tokens: tokens.source, http: http,
+            progress: Self.noProgress)
         #expect(error == nil)
         #expect(checks.last?.message == "Signed in to the tenant as Ada Admin.")
         #expect(tokens.forgets.withLock { $0 } == 1)

@@ -53,7 +53,7 @@ enum LoopbackDNS {
 }
 
 /// Tests/Fixtures/dns/odd_dns.py: one zone per misbehaviour (README.md there).
-final class OddDNSServer: @unchecked Sendable {  // @unchecked: set in init, then only read.
+final class OddDNSServer: @unchecked Sendable { // @unchecked: set in init, then only read.
     let port: Int
     let port6: Int?
     private let process = Process()
@@ -69,8 +69,9 @@ final class OddDNSServer: @unchecked Sendable {  // @unchecked: set in init, the
         process.standardOutput = output
         try process.run()
         guard let line = LoopbackDNS.readLine(output.fileHandleForReading),
-              let ready = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let port = ready["port"] as? Int else {
+            let ready = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let port = ready["port"] as? Int
+        else {
             process.terminate()
             throw LoopbackDNS.Failure(description: "odd_dns.py did not start (needs python3)")
         }
@@ -91,7 +92,8 @@ final class OddDNSServer: @unchecked Sendable {  // @unchecked: set in init, the
         guard let text = try? String(contentsOfFile: logFile, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line in
             guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  entry["name"] as? String == name else { return nil }
+                entry["name"] as? String == name
+            else { return nil }
             return entry["transport"] as? String
         }
     }
@@ -99,7 +101,7 @@ final class OddDNSServer: @unchecked Sendable {  // @unchecked: set in init, the
 
 /// dnsmasq answering from --srv-host lines only (no upstream, no /etc/hosts, no config file),
 /// authoritative for `.test` so anything else there is NXDOMAIN.
-final class Dnsmasq: @unchecked Sendable {  // @unchecked: set in init, then only read.
+final class Dnsmasq: @unchecked Sendable { // @unchecked: set in init, then only read.
     let port: Int
     private let process: Process
 
@@ -116,10 +118,12 @@ final class Dnsmasq: @unchecked Sendable {  // @unchecked: set in init, then onl
             let port = Int.random(in: 20000...60000)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
-            var arguments = ["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
-                             "--pid-file=", "--log-facility=-", "--bind-interfaces", "--port=\(port)",
-                             "--listen-address=\(listen.joined(separator: ","))", "--local=/test/"]
-            if getuid() == 0 { arguments.append("--user=root") }  // no switch to the dnsmasq user
+            var arguments = [
+                "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                "--pid-file=", "--log-facility=-", "--bind-interfaces", "--port=\(port)",
+                "--listen-address=\(listen.joined(separator: ","))", "--local=/test/",
+            ]
+            if getuid() == 0 { arguments.append("--user=root") } // no switch to the dnsmasq user
             arguments += srvHosts.map { "--srv-host=\($0)" }
             process.arguments = arguments
             let errors = Pipe()

@@ -1,6 +1,7 @@
-@testable import DNS
 import Testing
 import Threading
+
+@testable import DNS
 
 /// Lookups through glibc's resolver against real servers on loopback. Time bounds here are the
 /// deadline contract (a lookup ends by its deadline, plus a margin for a loaded machine), not
@@ -63,7 +64,8 @@ import Threading
 
     @Test func servfailIsAnError() async throws {
         let dns = try await OddDNSServer.start()
-        #expect(await failure { () async throws(DNSError) in try await lookup("servfail", server: "127.0.0.1:\(dns.port)") }
+        #expect(
+            await failure { () async throws(DNSError) in try await lookup("servfail", server: "127.0.0.1:\(dns.port)") }
                 == .serverFailure(rcode: 2))
     }
 
@@ -100,14 +102,20 @@ import Threading
         let records = try await lookup("odd", server: "127.0.0.1:\(dns.port)")
         #expect(records.map(\.target) == ["mail.odd.test"])
         let error = await failure { () async throws(DNSError) in try await lookup("allodd", server: "127.0.0.1:\(dns.port)") }
-        guard case .invalidTarget(let target)? = error else { Issue.record("\(String(describing: error))"); return }
+        guard case .invalidTarget(let target)? = error else {
+            Issue.record("\(String(describing: error))")
+            return
+        }
         #expect(["we/b.odd.test", #"a\.b.odd.test"#, #"evil\.test\\.odd.test"#].contains(target), "\(target)")
     }
 
     @Test func aCompressionLoopIsAMalformedAnswer() async throws {
         let dns = try await OddDNSServer.start()
         let error = await failure { () async throws(DNSError) in try await lookup("loop", server: "127.0.0.1:\(dns.port)") }
-        guard case .malformedResponse? = error else { Issue.record("\(String(describing: error))"); return }
+        guard case .malformedResponse? = error else {
+            Issue.record("\(String(describing: error))")
+            return
+        }
     }
 
     @Test(arguments: [1.5, 0.4])

@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// "Sign in with SuperOffice" in a real headless Chromium: the fake SuperID and syncwizard start
@@ -13,8 +13,11 @@ import WizardContract
 ///
 /// Needs `chromium` and `chromium-driver` (Debian) and `selenium` (PyPI); without them the test
 /// fails, unless SYNCWIZARD_SKIP_BROWSER=1.
-@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["SYNCWIZARD_SKIP_BROWSER"] != "1",
-                             "SYNCWIZARD_SKIP_BROWSER=1"))
+@Suite(
+    .serialized,
+    .enabled(
+        if: ProcessInfo.processInfo.environment["SYNCWIZARD_SKIP_BROWSER"] != "1",
+        "SYNCWIZARD_SKIP_BROWSER=1"))
 struct BrowserSignInTests {
     @Test func signInInHeadlessChromium() async throws {
         try Browser.requireInstalled()
@@ -91,19 +94,22 @@ enum Browser {
         if !FileManager.default.isExecutableFile(atPath: chromium) { missing.append("chromium (\(chromium))") }
         if !FileManager.default.isExecutableFile(atPath: chromedriver) { missing.append("chromedriver (\(chromedriver))") }
         guard missing.isEmpty else {
-            throw Failure(description: "the browser test needs \(missing.joined(separator: " and ")): "
-                + "apt-get install --no-install-recommends chromium chromium-driver and pip install selenium "
-                + "(scripts/install-deps.sh --test), or set SYNCWIZARD_SKIP_BROWSER=1 to skip it")
+            throw Failure(
+                description: "the browser test needs \(missing.joined(separator: " and ")): "
+                    + "apt-get install --no-install-recommends chromium chromium-driver and pip install selenium "
+                    + "(scripts/install-deps.sh --test), or set SYNCWIZARD_SKIP_BROWSER=1 to skip it")
         }
     }
 
     /// Opens `url` in headless Chromium, waits for the page at `redirectUri`, saves
     /// `artifacts/NAME.png` and `artifacts/NAME.json` (the driver's report).
-    static func open(_ url: String, idp: FakeIdentityProvider, landingOn redirectUri: String, name: String,
-                     timeout: Double = 50) async throws -> Run
-    {
+    static func open(
+        _ url: String, idp: FakeIdentityProvider, landingOn redirectUri: String, name: String,
+        timeout: Double = 50
+    ) async throws -> Run {
         try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
-        let screenshot = artifacts + "/\(name).png", reportFile = artifacts + "/\(name).json"
+        let screenshot = artifacts + "/\(name).png"
+        let reportFile = artifacts + "/\(name).json"
         let driverLog = artifacts + "/\(name).chromedriver.log"
         for file in [screenshot, reportFile, driverLog] { try? FileManager.default.removeItem(atPath: file) }
         let work = TestPaths.makeTemporaryDirectory("browser-sign-in")
@@ -115,10 +121,12 @@ enum Browser {
         let host = try #require(URL(string: url)?.host)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--url", url, "--fake-port", String(idp.httpsPort), "--ca-file", idp.caFile,
-                             "--host", host, "--expect-prefix", redirectUri, "--screenshot", screenshot,
-                             "--report", reportFile, "--chromedriver-log", driverLog,
-                             "--chromium", chromium, "--chromedriver", chromedriver, "--timeout", "30"]
+        process.arguments = [
+            "python3", script, "--url", url, "--fake-port", String(idp.httpsPort), "--ca-file", idp.caFile,
+            "--host", host, "--expect-prefix", redirectUri, "--screenshot", screenshot,
+            "--report", reportFile, "--chromedriver-log", driverLog,
+            "--chromium", chromium, "--chromedriver", chromedriver, "--timeout", "30",
+        ]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: stderrFile)
@@ -127,7 +135,7 @@ enum Browser {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
             if Date() > deadline {
-                process.terminate()  // the driver quits the browser on SIGTERM
+                process.terminate() // the driver quits the browser on SIGTERM
                 try await Task.sleep(nanoseconds: 2_000_000_000)
                 throw Failure(description: "browser_sign_in.py did not finish within \(Int(timeout)) s; see \(driverLog)")
             }
@@ -138,8 +146,9 @@ enum Browser {
             throw Failure(description: "browser_sign_in.py wrote no report (exit \(process.terminationStatus)): \(stderr)")
         }
         guard process.terminationStatus == 0, report["ok"] == true else {
-            throw Failure(description: "browser_sign_in.py failed (exit \(process.terminationStatus)): "
-                + "\(report["error"]?.stringValue ?? stderr); report: \(reportFile), screenshot: \(screenshot)")
+            throw Failure(
+                description: "browser_sign_in.py failed (exit \(process.terminationStatus)): "
+                    + "\(report["error"]?.stringValue ?? stderr); report: \(reportFile), screenshot: \(screenshot)")
         }
         return Run(report: report, screenshot: screenshot)
     }
@@ -147,9 +156,10 @@ enum Browser {
     /// What every landing must satisfy: the browser trusted the fake by its pinned leaf keys, took
     /// exactly two hops (the authorization URL through the proxy, then the loopback page straight
     /// to 127.0.0.1), the page references and loads nothing, and the screenshot is a PNG.
-    static func expectSelfContained(_ run: Run, authorizationURL: String, redirectUri: String, landingStatus: Int,
-                                    sourceLocation: SourceLocation = #_sourceLocation)
-    {
+    static func expectSelfContained(
+        _ run: Run, authorizationURL: String, redirectUri: String, landingStatus: Int,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let report = run.report
         #expect(report["certificateTrust"] == "ignore-certificate-errors-spki-list", sourceLocation: sourceLocation)
         #expect(report["landed"] == true, sourceLocation: sourceLocation)
@@ -166,25 +176,29 @@ enum Browser {
         if let first = requests.first {
             #expect(first["url"]?.stringValue == authorizationURL, sourceLocation: sourceLocation)
             #expect(first["status"]?.intValue == 302, sourceLocation: sourceLocation)
-            #expect(first["remotePort"]?.intValue == proxyPort, "the authorization request must go through the proxy",
-                    sourceLocation: sourceLocation)
+            #expect(
+                first["remotePort"]?.intValue == proxyPort, "the authorization request must go through the proxy",
+                sourceLocation: sourceLocation)
         }
         if requests.count > 1 {
             let landing = requests[1]
             #expect(landing["url"]?.stringValue?.hasPrefix(redirectUri + "/?") == true, "\(listing)", sourceLocation: sourceLocation)
             #expect(landing["status"]?.intValue == landingStatus, sourceLocation: sourceLocation)
             #expect(landing["remoteIPAddress"] == "127.0.0.1", sourceLocation: sourceLocation)
-            #expect(landing["remotePort"]?.intValue == loopbackPort, "the loopback page must not go through the proxy",
-                    sourceLocation: sourceLocation)
-            #expect(landing["contentSecurityPolicy"]?.stringValue?.contains("default-src 'none'") == true,
-                    sourceLocation: sourceLocation)
+            #expect(
+                landing["remotePort"]?.intValue == loopbackPort, "the loopback page must not go through the proxy",
+                sourceLocation: sourceLocation)
+            #expect(
+                landing["contentSecurityPolicy"]?.stringValue?.contains("default-src 'none'") == true,
+                sourceLocation: sourceLocation)
         }
         // The proxy tunnelled only the authorization host and never saw the loopback address.
         let proxyLog = report["proxyLog"]?.arrayValue ?? []
         let authority = (URL(string: authorizationURL)?.host ?? "") + ":443"
         #expect(proxyLog.contains { $0["target"]?.stringValue == authority && $0["tunnelled"] == true }, sourceLocation: sourceLocation)
-        #expect(proxyLog.allSatisfy { $0["tunnelled"] != true || $0["target"]?.stringValue == authority },
-                sourceLocation: sourceLocation)
+        #expect(
+            proxyLog.allSatisfy { $0["tunnelled"] != true || $0["target"]?.stringValue == authority },
+            sourceLocation: sourceLocation)
         let loopbackThroughProxy = proxyLog.filter {
             let target = $0["target"]?.stringValue ?? ""
             return target.contains("127.0.0.1") || target.contains("localhost")
@@ -192,7 +206,8 @@ enum Browser {
         #expect(loopbackThroughProxy.isEmpty, "\(loopbackThroughProxy.map(show))", sourceLocation: sourceLocation)
 
         let png = FileManager.default.contents(atPath: run.screenshot) ?? Data()
-        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) && png.count > 1000,
-                "no PNG screenshot at \(run.screenshot)", sourceLocation: sourceLocation)
+        #expect(
+            png.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) && png.count > 1000,
+            "no PNG screenshot at \(run.screenshot)", sourceLocation: sourceLocation)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// "Sign in with Microsoft" and "Sign in with Google" through the built binary against fake
@@ -14,11 +14,15 @@ import WizardContract
         let profileId: JSONValue
     }
 
-    static let clients: JSONValue = ["syncwizard-superoffice": "so-application-token", "syncwizard-microsoft": nil,
-                                     "syncwizard-google": "google-desktop-client-secret", "contoso-sync": "contoso-app-secret"]
+    static let clients: JSONValue = [
+        "syncwizard-superoffice": "so-application-token", "syncwizard-microsoft": nil,
+        "syncwizard-google": "google-desktop-client-secret", "contoso-sync": "contoso-app-secret",
+    ]
 
-    static func setUp(system: String, secretStore: String = "memory", microsoftClient: String = "syncwizard-microsoft",
-                      microsoftSecret: String? = nil, tenant: String? = nil, microsoftConfig: JSONObject = [:]) async throws -> Setup {
+    static func setUp(
+        system: String, secretStore: String = "memory", microsoftClient: String = "syncwizard-microsoft",
+        microsoftSecret: String? = nil, tenant: String? = nil, microsoftConfig: JSONObject = [:]
+    ) async throws -> Setup {
         var config: JSONObject = ["clients": clients]
         if !microsoftConfig.members.isEmpty { config["microsoft"] = .object(microsoftConfig) }
         let idp = try FakeIdentityProvider(config: .object(config))
@@ -35,7 +39,9 @@ import WizardContract
         return Setup(idp: idp, server: server, profileId: id)
     }
 
-    static func signIn(_ s: Setup, system: String, scenario: String? = nil, extra: JSONObject = [:]) async throws -> (signInId: JSONValue, page: (status: Int, body: String, landedOn: String)) {
+    static func signIn(_ s: Setup, system: String, scenario: String? = nil, extra: JSONObject = [:]) async throws -> (
+        signInId: JSONValue, page: (status: Int, body: String, landedOn: String)
+    ) {
         var params: JSONObject = ["profileId": s.profileId, "system": .string(system)]
         for m in extra.members { params[m.key] = m.value }
         let started = try await s.server.call("startSignIn", .object(params))
@@ -71,8 +77,10 @@ import WizardContract
         #expect(try await Self.calendarResult(s)["ok"] == true)
     }
 
-    @Test(arguments: [("admin_consent_required", 90094), ("user_consent_blocked", 90093), ("admin_consent_workflow", 90095),
-                      ("risky_app", 900941), ("consent_missing_at_token", 65001)])
+    @Test(arguments: [
+        ("admin_consent_required", 90094), ("user_consent_blocked", 90093), ("admin_consent_workflow", 90095),
+        ("risky_app", 900941), ("consent_missing_at_token", 65001),
+    ])
     func needAdminApprovalIsExplained(_ scenario: String, _ code: Int) async throws {
         let s = try await Self.setUp(system: "microsoft365")
         let (signInId, _) = try await Self.signIn(s, system: "microsoft365", scenario: scenario)
@@ -83,8 +91,10 @@ import WizardContract
         #expect(hint.contains("Global Administrator") && hint.contains("Consent on behalf of your organization"))
     }
 
-    @Test(arguments: [("consent_declined", "consentDenied"), ("access_denied", "consentDenied"), ("mfa_required", "mfaRequired"),
-                      ("conditional_access", "conditionalAccessBlocked"), ("tampered_signature", "invalidToken"), ("wrong_issuer", "invalidToken")])
+    @Test(arguments: [
+        ("consent_declined", "consentDenied"), ("access_denied", "consentDenied"), ("mfa_required", "mfaRequired"),
+        ("conditional_access", "conditionalAccessBlocked"), ("tampered_signature", "invalidToken"), ("wrong_issuer", "invalidToken"),
+    ])
     func microsoftErrorsHaveTheirKinds(_ scenario: String, _ kind: String) async throws {
         let s = try await Self.setUp(system: "microsoft365")
         let (signInId, _) = try await Self.signIn(s, system: "microsoft365", scenario: scenario)
@@ -248,8 +258,10 @@ import WizardContract
         #expect(result["checks"]?.arrayValue?.first?["message"]?.stringValue?.contains("3 user") == true)
     }
 
-    @Test(arguments: [("admin_policy_enforced", "appNotTrusted"), ("access_denied", "consentDenied"), ("scopes_partial", "scopesNotGranted"),
-                      ("nonce_mismatch", "invalidToken")])
+    @Test(arguments: [
+        ("admin_policy_enforced", "appNotTrusted"), ("access_denied", "consentDenied"), ("scopes_partial", "scopesNotGranted"),
+        ("nonce_mismatch", "invalidToken"),
+    ])
     func googleErrorsHaveTheirKinds(_ scenario: String, _ kind: String) async throws {
         let s = try await Self.setUp(system: "google")
         let (signInId, _) = try await Self.signIn(s, system: "google", scenario: scenario)
@@ -284,7 +296,8 @@ import WizardContract
         #expect(profile["calendar"]?["google"]?["hasRefreshToken"] == true)
         #expect(profile["calendar"]?["microsoft365"]?["hasRefreshToken"] == true)
         // SuperOffice too, then everything is connected and tested: the wizard may continue.
-        _ = try await s.server.call("setProviderSettings", ["system": "superOffice", "clientId": "syncwizard-superoffice", "clientSecret": "so-application-token"])
+        _ = try await s.server.call(
+            "setProviderSettings", ["system": "superOffice", "clientId": "syncwizard-superoffice", "clientSecret": "so-application-token"])
         let (so, _) = try await Self.signIn(s, system: "superOffice")
         _ = try await s.server.call("awaitSignIn", ["signInId": so])
         #expect(try await s.server.callExpectingError("nextStep", ["profileId": s.profileId])["data"]?["kind"] == "stepIncomplete")

@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// Microsoft Exchange through the built binary against fake Exchange servers on loopback over
@@ -10,19 +10,30 @@ import WizardContract
 /// any request that should not have happened.
 @Suite struct ExchangeEndToEndTests {
     static let users: JSONValue = ["CONTOSO:alice:Passw0rd!", ":alice@contoso.test:Passw0rd!", "FABRIKAM:alice:Passw0rd!"]
-    static let settings: JSONValue = ["action": "settings", "protocols": [
-        ["type": "EXPR", "ewsUrl": "https://mail.contoso.test/EWS/Exchange.asmx", "oabUrl": "https://mail.contoso.test/OAB/abc/"],
-        ["type": "EXCH", "ewsUrl": "https://internal.contoso.test/EWS/Exchange.asmx"],
-    ]]
-    static let mail: JSONValue = ["ews": ["path": "/EWS/Exchange.asmx", "result": "success",
-                                          "byMailbox": ["nobody@contoso.test": "ErrorNonExistentMailbox",
-                                                        "boss@contoso.test": "soapFault:ErrorImpersonateUserDenied"]],
-                                  "oab": ["path": "/OAB/abc/oab.xml", "status": 200]]
+    static let settings: JSONValue = [
+        "action": "settings",
+        "protocols": [
+            ["type": "EXPR", "ewsUrl": "https://mail.contoso.test/EWS/Exchange.asmx", "oabUrl": "https://mail.contoso.test/OAB/abc/"],
+            ["type": "EXCH", "ewsUrl": "https://internal.contoso.test/EWS/Exchange.asmx"],
+        ],
+    ]
+    static let mail: JSONValue = [
+        "ews": [
+            "path": "/EWS/Exchange.asmx", "result": "success",
+            "byMailbox": [
+                "nobody@contoso.test": "ErrorNonExistentMailbox",
+                "boss@contoso.test": "soapFault:ErrorImpersonateUserDenied",
+            ],
+        ],
+        "oab": ["path": "/OAB/abc/oab.xml", "status": 200],
+    ]
     /// Every name a discovery for contoso.test (or a subdomain) could touch, parents included.
-    static let routedHosts = ["contoso.test", "autodiscover.contoso.test", "mail.contoso.test", "internal.contoso.test",
-                              "sub.contoso.test", "autodiscover.sub.contoso.test", "autodiscover.test", "test",
-                              "mail.fabrikam.test", "fabrikam.test", "autodiscover.fabrikam.test", "loop.contoso.test",
-                              "basic.contoso.test", "busy.contoso.test", "ews.contoso.test", "other.contoso.test"]
+    static let routedHosts = [
+        "contoso.test", "autodiscover.contoso.test", "mail.contoso.test", "internal.contoso.test",
+        "sub.contoso.test", "autodiscover.sub.contoso.test", "autodiscover.test", "test",
+        "mail.fabrikam.test", "fabrikam.test", "autodiscover.fabrikam.test", "loop.contoso.test",
+        "basic.contoso.test", "busy.contoso.test", "ews.contoso.test", "other.contoso.test",
+    ]
 
     struct Setup {
         let fake: FakeExchange
@@ -30,11 +41,16 @@ import WizardContract
         let profileId: JSONValue
     }
 
-    static func setUp(hosts: JSONValue, httpHosts: JSONValue = [:], srv: JSONValue = [:], budget: Double = 15,
-                      secretStore: String = "memory", extra: [String] = []) async throws -> Setup {
+    static func setUp(
+        hosts: JSONValue, httpHosts: JSONValue = [:], srv: JSONValue = [:], budget: Double = 15,
+        secretStore: String = "memory", extra: [String] = []
+    ) async throws -> Setup {
         let fake = try await FakeExchange.start(config: ["hosts": hosts, "httpHosts": httpHosts, "srv": srv, "users": users])
-        var arguments = ["--secret-store", secretStore, "--ca-file", fake.caFile, "--dns-server", "127.0.0.1:\(fake.dnsPort)",
-                         "--autodiscover-budget", String(budget)] + extra
+        var arguments =
+            [
+                "--secret-store", secretStore, "--ca-file", fake.caFile, "--dns-server", "127.0.0.1:\(fake.dnsPort)",
+                "--autodiscover-budget", String(budget),
+            ] + extra
         for entry in fake.connectTo(hosts: routedHosts) + fake.connectToHTTP(hosts: routedHosts) { arguments += ["--connect-to", entry] }
         let server = try ServerProcess(arguments: arguments)
         let profile = try await server.call("createProfile", ["name": "Exchange"])
@@ -43,8 +59,10 @@ import WizardContract
         return Setup(fake: fake, server: server, profileId: id)
     }
 
-    static func submit(_ s: Setup, user: String = "alice", domain: String? = "CONTOSO", email: String = "alice@contoso.test",
-                       password: String = "Passw0rd!", extra: JSONObject = [:]) -> JSONValue {
+    static func submit(
+        _ s: Setup, user: String = "alice", domain: String? = "CONTOSO", email: String = "alice@contoso.test",
+        password: String = "Passw0rd!", extra: JSONObject = [:]
+    ) -> JSONValue {
         var params: JSONObject = ["profileId": s.profileId, "userName": .string(user), "email": .string(email), "password": .string(password)]
         if let domain { params["domain"] = .string(domain) }
         for member in extra.members { params[member.key] = member.value }
@@ -56,9 +74,11 @@ import WizardContract
     }
 
     @Test func autodiscoverSkipsHangingCandidateThenTheConnectionTestPasses() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["behaviour": "hang"],
-                                             "autodiscover.contoso.test": ["autodiscover": Self.settings],
-                                             "mail.contoso.test": Self.mail])
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["behaviour": "hang"],
+            "autodiscover.contoso.test": ["autodiscover": Self.settings],
+            "mail.contoso.test": Self.mail,
+        ])
         let result = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
         #expect(result["oabUrl"] == "https://mail.contoso.test/OAB/abc/")
@@ -85,8 +105,10 @@ import WizardContract
     }
 
     @Test func emailUserNameWithBlankDomainWorks() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": Self.settings],
-                                             "mail.contoso.test": Self.mail])
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": Self.settings],
+            "mail.contoso.test": Self.mail,
+        ])
         _ = try await s.server.call("submitExchangeCredentials", Self.submit(s, user: "alice@contoso.test", domain: nil), timeout: 30)
         let tested = try await s.server.call("testConnection", ["profileId": s.profileId, "system": "calendar"], timeout: 30)
         #expect(tested["results"]?.arrayValue?.first?["ok"] == true)
@@ -94,10 +116,13 @@ import WizardContract
 
     @Test(arguments: [("alice", "CONTOSO", "wrong"), ("alice", "WRONGDOMAIN", "Passw0rd!"), ("alice", nil, "Passw0rd!")] as [(String, String?, String)])
     func wrongPasswordDomainOrMissingDomainIsInvalidCredentials(_ user: String, _ domain: String?, _ password: String) async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": Self.settings],
-                                             "mail.contoso.test": Self.mail])
-        let error = try await s.server.callExpectingError("submitExchangeCredentials",
-                                                          Self.submit(s, user: user, domain: domain, password: password), timeout: 30)
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": Self.settings],
+            "mail.contoso.test": Self.mail,
+        ])
+        let error = try await s.server.callExpectingError(
+            "submitExchangeCredentials",
+            Self.submit(s, user: user, domain: domain, password: password), timeout: 30)
         #expect(error["data"]?["kind"] == "invalidCredentials", "\(JSONWriter.string(error))")
         #expect(error["data"]?["hint"]?.stringValue?.contains("domain") == true)
         // The same with the URLs given by hand: the connection test says it too.
@@ -108,9 +133,10 @@ import WizardContract
     }
 
     @Test func credentialsNeverGoOverHTTPNorAboveTheDomain() async throws {
-        let s = try await Self.setUp(hosts: ["sub.contoso.test": ["status": 404], "autodiscover.sub.contoso.test": ["reset": true]],
-                                     httpHosts: ["autodiscover.sub.contoso.test": ["redirect": "http://mail.contoso.test/autodiscover/autodiscover.xml"]],
-                                     budget: 10)
+        let s = try await Self.setUp(
+            hosts: ["sub.contoso.test": ["status": 404], "autodiscover.sub.contoso.test": ["reset": true]],
+            httpHosts: ["autodiscover.sub.contoso.test": ["redirect": "http://mail.contoso.test/autodiscover/autodiscover.xml"]],
+            budget: 10)
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s, email: "alice@sub.contoso.test"), timeout: 30)
         #expect(error["data"]?["kind"] == "autodiscoverFailed")
         #expect(error["data"]?["hint"]?.stringValue?.contains("overrideEndpoints") == true)
@@ -125,9 +151,12 @@ import WizardContract
     }
 
     @Test func httpRedirectMethodIsFollowedToHTTPSWithoutCredentialsOnHTTP() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 500],
-                                             "mail.contoso.test": ["autodiscover": Self.settings]],
-                                     httpHosts: ["autodiscover.contoso.test": ["redirect": "https://mail.contoso.test/autodiscover/autodiscover.xml"]])
+        let s = try await Self.setUp(
+            hosts: [
+                "contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 500],
+                "mail.contoso.test": ["autodiscover": Self.settings],
+            ],
+            httpHosts: ["autodiscover.contoso.test": ["redirect": "https://mail.contoso.test/autodiscover/autodiscover.xml"]])
         let result = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
         let http = s.fake.requests().filter { $0["listener"] == "http" }
@@ -137,11 +166,18 @@ import WizardContract
     }
 
     @Test func srvRecordIsTheLastResort() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 404],
-                                             "mail.contoso.test": ["autodiscover": Self.settings]],
-                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]],
-                                     srv: ["_autodiscover._tcp.contoso.test": [["priority": 10, "weight": 5, "port": 443, "target": "mail.contoso.test"],
-                                                                              ["priority": 5, "weight": 0, "port": 8443, "target": "other.contoso.test"]]])
+        let s = try await Self.setUp(
+            hosts: [
+                "contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 404],
+                "mail.contoso.test": ["autodiscover": Self.settings],
+            ],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]],
+            srv: [
+                "_autodiscover._tcp.contoso.test": [
+                    ["priority": 10, "weight": 5, "port": 443, "target": "mail.contoso.test"],
+                    ["priority": 5, "weight": 0, "port": 8443, "target": "other.contoso.test"],
+                ]
+            ])
         let result = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
         #expect(Self.attempts(result["autodiscover"]?["attempts"]).contains { $0.url == "_autodiscover._tcp.contoso.test" && $0.outcome == "records" })
@@ -149,9 +185,15 @@ import WizardContract
     }
 
     @Test func redirectOutsideTheDomainNeedsConfirmation() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404],
-                                             "autodiscover.contoso.test": ["autodiscover": ["action": "redirectUrl", "redirectUrl": "https://mail.fabrikam.test/autodiscover/autodiscover.xml"]],
-                                             "mail.fabrikam.test": ["autodiscover": ["action": "settings", "protocols": [["type": "EXPR", "ewsUrl": "https://mail.fabrikam.test/EWS/Exchange.asmx"]]]]])
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["status": 404],
+            "autodiscover.contoso.test": [
+                "autodiscover": ["action": "redirectUrl", "redirectUrl": "https://mail.fabrikam.test/autodiscover/autodiscover.xml"]
+            ],
+            "mail.fabrikam.test": [
+                "autodiscover": ["action": "settings", "protocols": [["type": "EXPR", "ewsUrl": "https://mail.fabrikam.test/EWS/Exchange.asmx"]]]
+            ],
+        ])
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(error["data"]?["kind"] == "redirectNeedsConfirmation")
         #expect(error["data"]?["host"] == "mail.fabrikam.test")
@@ -161,10 +203,13 @@ import WizardContract
     }
 
     @Test func redirectLoopEndsWithAReport() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["autodiscover": ["action": "redirectUrl", "redirectUrl": "https://loop.contoso.test/autodiscover/autodiscover.xml"]],
-                                             "loop.contoso.test": ["autodiscover": ["action": "redirectUrl", "redirectUrl": "https://contoso.test/autodiscover/autodiscover.xml"]],
-                                             "autodiscover.contoso.test": ["status": 404]],
-                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 10)
+        let s = try await Self.setUp(
+            hosts: [
+                "contoso.test": ["autodiscover": ["action": "redirectUrl", "redirectUrl": "https://loop.contoso.test/autodiscover/autodiscover.xml"]],
+                "loop.contoso.test": ["autodiscover": ["action": "redirectUrl", "redirectUrl": "https://contoso.test/autodiscover/autodiscover.xml"]],
+                "autodiscover.contoso.test": ["status": 404],
+            ],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 10)
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(error["data"]?["kind"] == "autodiscoverFailed")
         #expect(Self.attempts(error["data"]?["attempts"]).contains { $0.outcome == "rejected" })
@@ -176,8 +221,10 @@ import WizardContract
     @Test func aliasRedirectAddrOnTheSameDomainRestartsAndSucceeds() async throws {
         var perAddress = Self.settings.objectValue ?? [:]
         perAddress["mailboxes"] = ["alice.wilber@contoso.test": ["alice@contoso.test"]]
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(perAddress)],
-                                             "mail.contoso.test": Self.mail])
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(perAddress)],
+            "mail.contoso.test": Self.mail,
+        ])
         let result = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
         let tries = Self.attempts(result["autodiscover"]?["attempts"])
@@ -197,10 +244,13 @@ import WizardContract
 
     @Test func redirectAddrBackToAnAddressAlreadyTriedIsALoop() async throws {
         var circular = Self.settings.objectValue ?? [:]
-        circular["byAddress"] = ["alice@contoso.test": ["action": "redirectAddr", "redirectAddr": "al@contoso.test"],
-                                 "al@contoso.test": ["action": "redirectAddr", "redirectAddr": "alice@contoso.test"]]
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(circular)]],
-                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 10)
+        circular["byAddress"] = [
+            "alice@contoso.test": ["action": "redirectAddr", "redirectAddr": "al@contoso.test"],
+            "al@contoso.test": ["action": "redirectAddr", "redirectAddr": "alice@contoso.test"],
+        ]
+        let s = try await Self.setUp(
+            hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(circular)]],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 10)
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(error["data"]?["kind"] == "autodiscoverFailed")
         #expect(error["message"]?.stringValue?.contains("circle") == true, "\(JSONWriter.string(error))")
@@ -215,8 +265,9 @@ import WizardContract
             byAddress[from] = ["action": "redirectAddr", "redirectAddr": .string("a\(i + 1)@contoso.test")]
         }
         chain["byAddress"] = .object(byAddress)
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(chain)]],
-                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 20)
+        let s = try await Self.setUp(
+            hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(chain)]],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]], budget: 20)
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 40)
         #expect(error["data"]?["kind"] == "autodiscoverFailed")
         #expect(error["message"]?.stringValue?.contains("more than 10 redirects") == true, "\(JSONWriter.string(error))")
@@ -226,9 +277,10 @@ import WizardContract
     /// The budget covers every step, the DNS lookup included: a DNS server that never answers
     /// must not hold submitExchangeCredentials past --autodiscover-budget.
     @Test func autodiscoverBudgetCoversADNSServerThatNeverAnswers() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 404]],
-                                     httpHosts: ["autodiscover.contoso.test": ["status": 404]],
-                                     srv: ["_autodiscover._tcp.contoso.test": ["behaviour": "hang"]], budget: 2)
+        let s = try await Self.setUp(
+            hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 404]],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]],
+            srv: ["_autodiscover._tcp.contoso.test": ["behaviour": "hang"]], budget: 2)
         let watch = ContinuousClock.now
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         let elapsed = ContinuousClock.now - watch
@@ -241,9 +293,12 @@ import WizardContract
     }
 
     @Test func hostileCandidatesAreReportedAndBounded() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["oversizeBytes": 20_000_000, "auth": "none"],
-                                             "autodiscover.contoso.test": ["invalidXml": true, "auth": "none"]],
-                                     httpHosts: ["autodiscover.contoso.test": ["behaviour": "hang"]], budget: 4)
+        let s = try await Self.setUp(
+            hosts: [
+                "contoso.test": ["oversizeBytes": 20_000_000, "auth": "none"],
+                "autodiscover.contoso.test": ["invalidXml": true, "auth": "none"],
+            ],
+            httpHosts: ["autodiscover.contoso.test": ["behaviour": "hang"]], budget: 4)
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(error["data"]?["kind"] == "autodiscoverFailed")
         let outcomes = Self.attempts(error["data"]?["attempts"])
@@ -253,9 +308,11 @@ import WizardContract
     }
 
     @Test func untrustedCertificateCanBeCheckedAndTrusted() async throws {
-        let s = try await Self.setUp(hosts: ["contoso.test": ["status": 404],
-                                             "autodiscover.contoso.test": ["untrusted": true, "autodiscover": Self.settings],
-                                             "mail.contoso.test": Self.mail])
+        let s = try await Self.setUp(hosts: [
+            "contoso.test": ["status": 404],
+            "autodiscover.contoso.test": ["untrusted": true, "autodiscover": Self.settings],
+            "mail.contoso.test": Self.mail,
+        ])
         let error = try await s.server.callExpectingError("submitExchangeCredentials", Self.submit(s), timeout: 30)
         #expect(error["data"]?["kind"] == "certificateUntrusted")
         #expect(error["data"]?["host"] == "autodiscover.contoso.test")
@@ -270,9 +327,11 @@ import WizardContract
     }
 
     @Test func connectionTestErrorsCarryTheirKinds() async throws {
-        let s = try await Self.setUp(hosts: ["mail.contoso.test": Self.mail,
-                                             "basic.contoso.test": ["auth": "basic", "ews": ["result": "ErrorAccessDenied"]],
-                                             "busy.contoso.test": ["auth": "none", "ews": ["result": "status:503"]]])
+        let s = try await Self.setUp(hosts: [
+            "mail.contoso.test": Self.mail,
+            "basic.contoso.test": ["auth": "basic", "ews": ["result": "ErrorAccessDenied"]],
+            "busy.contoso.test": ["auth": "none", "ews": ["result": "status:503"]],
+        ])
         func test(ews: String, impersonate: String?) async throws -> JSONValue? {
             var extra: JSONObject = ["autodiscover": false]
             if let impersonate { extra["impersonateMailbox"] = .string(impersonate) }
@@ -286,8 +345,12 @@ import WizardContract
         let logged = s.fake.requests(host: "mail.contoso.test").last { $0["status"] == 200 }
         #expect(logged?["impersonating"] == "someone@contoso.test")
         #expect(logged?["anchorMailbox"] == "someone@contoso.test")
-        #expect(try await test(ews: "https://mail.contoso.test/EWS/Exchange.asmx", impersonate: "nobody@contoso.test")?["error"]?["data"]?["kind"] == "mailboxNotFound")
-        #expect(try await test(ews: "https://mail.contoso.test/EWS/Exchange.asmx", impersonate: "boss@contoso.test")?["error"]?["data"]?["kind"] == "impersonationDenied")
+        #expect(
+            try await test(ews: "https://mail.contoso.test/EWS/Exchange.asmx", impersonate: "nobody@contoso.test")?["error"]?["data"]?["kind"]
+                == "mailboxNotFound")
+        #expect(
+            try await test(ews: "https://mail.contoso.test/EWS/Exchange.asmx", impersonate: "boss@contoso.test")?["error"]?["data"]?["kind"]
+                == "impersonationDenied")
         #expect(try await test(ews: "https://basic.contoso.test/EWS/Exchange.asmx", impersonate: nil)?["error"]?["data"]?["kind"] == "accessDenied")
         let busy = try await test(ews: "https://busy.contoso.test/EWS/Exchange.asmx", impersonate: nil)
         #expect(busy?["error"]?["data"]?["kind"] == "serverError")
@@ -303,7 +366,8 @@ import WizardContract
             #expect(error["data"]?["kind"] == "endpointInvalid", "\(bad)")
             #expect(error["data"]?["field"] == "ewsUrl")
         }
-        let badOAB = try await s.server.callExpectingError("overrideEndpoints", ["profileId": s.profileId, "ewsUrl": "https://ews.contoso.test/EWS/Exchange.asmx", "oabUrl": "ftp://x"])
+        let badOAB = try await s.server.callExpectingError(
+            "overrideEndpoints", ["profileId": s.profileId, "ewsUrl": "https://ews.contoso.test/EWS/Exchange.asmx", "oabUrl": "ftp://x"])
         #expect(badOAB["data"]?["field"] == "oabUrl")
         let override = try await s.server.call("overrideEndpoints", ["profileId": s.profileId, "ewsUrl": "https://ews.contoso.test/EWS/Exchange.asmx"])
         #expect(override["endpointSource"] == "override")
@@ -320,8 +384,13 @@ import WizardContract
         #expect(try await server.callExpectingError("submitExchangeCredentials", params)["data"]?["kind"] == "systemNotSelected")
         _ = try await server.call("selectCalendarSystem", ["profileId": id, "system": "google"])
         #expect(try await server.callExpectingError("submitExchangeCredentials", params)["data"]?["kind"] == "systemNotSelected")
-        #expect(try await server.callExpectingError("submitExchangeCredentials", ["profileId": id, "userName": "CONTOSO\\a", "email": "a@contoso.test", "password": "p"])["data"]?["field"] == "userName")
-        #expect(try await server.callExpectingError("submitExchangeCredentials", ["profileId": id, "userName": "a", "email": "not-an-address", "password": "p"])["data"]?["field"] == "email")
+        #expect(
+            try await server.callExpectingError(
+                "submitExchangeCredentials", ["profileId": id, "userName": "CONTOSO\\a", "email": "a@contoso.test", "password": "p"])["data"]?["field"]
+                == "userName")
+        #expect(
+            try await server.callExpectingError("submitExchangeCredentials", ["profileId": id, "userName": "a", "email": "not-an-address", "password": "p"])[
+                "data"]?["field"] == "email")
     }
 }
 
@@ -330,9 +399,10 @@ struct ExchangeKeyringTests {
     @Test func passwordLivesOnlyInTheKeyring() async throws {
         let canary = "Pw-canary-\(UUID().uuidString.prefix(8))"
         let trace = TestPaths.makeTemporaryDirectory("ex-trace") + "/trace.log"
-        let s = try await ExchangeEndToEndTests.setUp(hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 401]],
-                                                      httpHosts: ["autodiscover.contoso.test": ["status": 404]],
-                                                      budget: 5, secretStore: "keyring", extra: ["--trace-file", trace, "--log-level", "trace"])
+        let s = try await ExchangeEndToEndTests.setUp(
+            hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["status": 401]],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]],
+            budget: 5, secretStore: "keyring", extra: ["--trace-file", trace, "--log-level", "trace"])
         let error = try await s.server.callExpectingError("submitExchangeCredentials", ExchangeEndToEndTests.submit(s, password: canary), timeout: 30)
         #expect(["invalidCredentials", "autodiscoverFailed"].contains(error["data"]?["kind"]?.stringValue ?? ""))
         let id = try #require(s.profileId.stringValue)

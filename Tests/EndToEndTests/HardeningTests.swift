@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// Hardening (issue 6) through the built binary: the bad-input suite and the fault programs in
@@ -23,12 +23,14 @@ extension HardeningTests {
         }
 
         /// Its own D-Bus session and daemon (keyring_session.sh), so it needs no test keyring.
-        @Test(.enabled(if: HardeningScript.hasGnomeKeyring, "needs gnome-keyring-daemon, dbus-run-session and secret-tool"),
-              arguments: [true, false])
+        @Test(
+            .enabled(if: HardeningScript.hasGnomeKeyring, "needs gnome-keyring-daemon, dbus-run-session and secret-tool"),
+            arguments: [true, false])
         func keyringDaemonKilledRestartedAndLocked(_ activation: Bool) async throws {
             let session = HardeningScript.directory.appendingPathComponent("keyring_session.sh").path
-            let run = try await HardeningScript.run((activation ? [] : ["--no-activation"]) + [HardeningScript.python, "keyring_faults.py"],
-                                                    executable: session, timeout: 120)
+            let run = try await HardeningScript.run(
+                (activation ? [] : ["--no-activation"]) + [HardeningScript.python, "keyring_faults.py"],
+                executable: session, timeout: 120)
             #expect(run.status == 0, "\(run.output)")
             print(run.output)
         }
@@ -44,28 +46,43 @@ extension HardeningTests {
         @Test(arguments: levels)
         func noSecretLeavesTheProcessAtLogLevel(_ level: String) async throws {
             let tag = UUID().uuidString.prefix(8)
-            let password = "Pw-canary-\(tag)-ok", wrongPassword = "Pw-canary-\(tag)-wrong"
-            let microsoftSecret = "ms-canary-\(tag)", googleSecret = "google-canary-\(tag)", badSecret = "bad-canary-\(tag)"
-            let forgedCode = "code-canary-\(tag)", typoSecret = "typo-canary-\(tag)"
+            let password = "Pw-canary-\(tag)-ok"
+            let wrongPassword = "Pw-canary-\(tag)-wrong"
+            let microsoftSecret = "ms-canary-\(tag)"
+            let googleSecret = "google-canary-\(tag)"
+            let badSecret = "bad-canary-\(tag)"
+            let forgedCode = "code-canary-\(tag)"
+            let typoSecret = "typo-canary-\(tag)"
             let exchange = try await FakeExchange.start(config: [
-                "hosts": ["mail.contoso.test": ["ews": ["path": "/EWS/Exchange.asmx", "result": "success"],
-                                                "oab": ["path": "/OAB/abc/oab.xml", "status": 200]]],
+                "hosts": [
+                    "mail.contoso.test": [
+                        "ews": ["path": "/EWS/Exchange.asmx", "result": "success"],
+                        "oab": ["path": "/OAB/abc/oab.xml", "status": 200],
+                    ]
+                ],
                 "users": [.string("CONTOSO:alice:\(password)")],
             ])
             let idp = try FakeIdentityProvider()
             let directory = TestPaths.makeTemporaryDirectory("canary")
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let caFile = directory + "/cas.pem", trace = directory + "/trace.log"
+            let caFile = directory + "/cas.pem"
+            let trace = directory + "/trace.log"
             let cas = try String(contentsOfFile: exchange.caFile, encoding: .utf8) + "\n" + String(contentsOfFile: idp.caFile, encoding: .utf8)
             try cas.write(toFile: caFile, atomically: true, encoding: .utf8)
-            var arguments = ["--secret-store", TestPaths.hasTestKeyring ? "keyring" : "memory", "--log-level", level,
-                             "--trace-file", trace, "--ca-file", caFile]
+            var arguments = [
+                "--secret-store", TestPaths.hasTestKeyring ? "keyring" : "memory", "--log-level", level,
+                "--trace-file", trace, "--ca-file", caFile,
+            ]
             for entry in idp.connectTo() + exchange.connectTo(hosts: ["mail.contoso.test"]) { arguments += ["--connect-to", entry] }
             let server = try ServerProcess(arguments: arguments)
             var pages: [String] = []
 
-            _ = try await server.call("setProviderSettings", ["system": "superOffice", "clientId": "syncwizard-superoffice",
-                                                              "clientSecret": "so-application-token", "environment": "online"])
+            _ = try await server.call(
+                "setProviderSettings",
+                [
+                    "system": "superOffice", "clientId": "syncwizard-superoffice",
+                    "clientSecret": "so-application-token", "environment": "online",
+                ])
             _ = try await server.call("setProviderSettings", ["system": "microsoft365", "clientId": "ms", "clientSecret": .string(microsoftSecret)])
             _ = try await server.call("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": .string(googleSecret)])
             let id = try #require(try await server.call("createProfile", ["name": "Canary"])["id"])
@@ -73,11 +90,19 @@ extension HardeningTests {
 
             // Exchange: a wrong password (NTLM fails), then the right one (NTLM succeeds).
             func submit(_ pw: String) async throws {
-                _ = try await server.call("submitExchangeCredentials", ["profileId": id, "userName": "alice", "domain": "CONTOSO",
-                                                                        "email": "alice@contoso.test", "password": .string(pw), "autodiscover": false])
+                _ = try await server.call(
+                    "submitExchangeCredentials",
+                    [
+                        "profileId": id, "userName": "alice", "domain": "CONTOSO",
+                        "email": "alice@contoso.test", "password": .string(pw), "autodiscover": false,
+                    ])
             }
-            _ = try await server.call("overrideEndpoints", ["profileId": id, "ewsUrl": "https://mail.contoso.test/EWS/Exchange.asmx",
-                                                            "oabUrl": "https://mail.contoso.test/OAB/abc/"])
+            _ = try await server.call(
+                "overrideEndpoints",
+                [
+                    "profileId": id, "ewsUrl": "https://mail.contoso.test/EWS/Exchange.asmx",
+                    "oabUrl": "https://mail.contoso.test/OAB/abc/",
+                ])
             try await submit(wrongPassword)
             var tested = try await server.call("testConnection", ["profileId": id, "system": "calendar"], timeout: 30)
             #expect(tested["results"]?.arrayValue?.first?["error"]?["data"]?["kind"] == "invalidCredentials")
@@ -100,23 +125,44 @@ extension HardeningTests {
             let forged = try idp.send(url: redirect + "/?code=\(forgedCode)&state=forged")
             pages.append(forged.body)
             let third = try await server.call("startSignIn", ["profileId": id, "system": "superOffice"])
-            let pasted = try await server.callExpectingError("completeSignIn", ["signInId": try #require(third["signInId"]),
-                                                                                "redirectUrl": .string(redirect + "/?code=\(forgedCode)&state=forged")])
+            let pasted = try await server.callExpectingError(
+                "completeSignIn",
+                [
+                    "signInId": try #require(third["signInId"]),
+                    "redirectUrl": .string(redirect + "/?code=\(forgedCode)&state=forged"),
+                ])
             #expect(["stateMismatch", "invalidParams"].contains(pasted["data"]?["kind"]?.stringValue ?? ""), "\(JSONWriter.string(pasted))")
             // Secrets in malformed requests: the errors name the field, never the value.
-            _ = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": .string(badSecret),
-                                                                            "clientId2": "x"])
+            _ = try await server.callExpectingError(
+                "setProviderSettings",
+                [
+                    "system": "google", "clientId": "g", "clientSecret": .string(badSecret),
+                    "clientId2": "x",
+                ])
             // A typo'd member carrying the same secret as clientSecret.
-            _ = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": .string(typoSecret),
-                                                                            "clientSecert": .string(typoSecret)])
-            _ = try await server.callExpectingError("submitExchangeCredentials", ["profileId": id, "userName": "alice", "email": "alice@contoso.test",
-                                                                                  "password": [.string(badSecret)]])
-            _ = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g",
-                                                                            "clientSecret": .string(badSecret + String(repeating: "x", count: 5000))])
+            _ = try await server.callExpectingError(
+                "setProviderSettings",
+                [
+                    "system": "google", "clientId": "g", "clientSecret": .string(typoSecret),
+                    "clientSecert": .string(typoSecret),
+                ])
+            _ = try await server.callExpectingError(
+                "submitExchangeCredentials",
+                [
+                    "profileId": id, "userName": "alice", "email": "alice@contoso.test",
+                    "password": [.string(badSecret)],
+                ])
+            _ = try await server.callExpectingError(
+                "setProviderSettings",
+                [
+                    "system": "google", "clientId": "g",
+                    "clientSecret": .string(badSecret + String(repeating: "x", count: 5000)),
+                ])
 
             server.closeInput()
             #expect(try await server.waitForExit(timeout: 20) == 0)
-            let secrets = [password, wrongPassword, microsoftSecret, googleSecret, badSecret, forgedCode]
+            let secrets =
+                [password, wrongPassword, microsoftSecret, googleSecret, badSecret, forgedCode]
                 + (try idp.issuedSecrets()).filter { $0.count >= 8 }
             #expect(secrets.count > 8, "the fake provider issued no codes or tokens")
             let stdout = String(decoding: server.stdoutBytes, as: UTF8.self)
@@ -131,7 +177,9 @@ extension HardeningTests {
             // Booleans, so that a failure names the place and the secret without dumping the texts.
             for secret in secrets {
                 let short = String(secret.prefix(12)) + "…"
-                let (inStdout, inStderr, inTrace, inFiles) = (stdout.contains(secret), stderr.contains(secret), traceText.contains(secret), files.contains(secret))
+                let (inStdout, inStderr, inTrace, inFiles) = (
+                    stdout.contains(secret), stderr.contains(secret), traceText.contains(secret), files.contains(secret)
+                )
                 let inPage = pages.contains { $0.contains(secret) }
                 #expect(!inStdout, "stdout (replies and error messages) leaks \(short) at \(level)")
                 #expect(!inStderr, "stderr leaks \(short) at \(level)")
@@ -141,8 +189,9 @@ extension HardeningTests {
             }
             if ["trace", "debug", "info"].contains(level) { #expect(stderr.contains("Serving on stdin/stdout"), "logging at \(level) is on") }
             // The typo'd secret (a misspelled member of a rejected request) is redacted too, trace included.
-            #expect(!(stdout.contains(typoSecret) || stderr.contains(typoSecret) || files.contains(typoSecret) || traceText.contains(typoSecret)),
-                    "the misspelled member's secret leaks")
+            #expect(
+                !(stdout.contains(typoSecret) || stderr.contains(typoSecret) || files.contains(typoSecret) || traceText.contains(typoSecret)),
+                "the misspelled member's secret leaks")
             _ = exchange
         }
     }
@@ -234,8 +283,10 @@ extension HardeningTests {
                 ["CURL_CA_BUNDLE": ""],
                 ["CURL_INSECURE": "1", "CURLOPT_SSL_VERIFYPEER": "0", "CURLOPT_SSL_VERIFYHOST": "0", "CURL_SSL_NO_VERIFY": "1"],
                 ["GIT_SSL_NO_VERIFY": "1", "NODE_TLS_REJECT_UNAUTHORIZED": "0", "PYTHONHTTPSVERIFY": "0", "REQUESTS_CA_BUNDLE": ""],
-                ["SYNCWIZARD_INSECURE": "1", "SYNCWIZARD_TLS_VERIFY": "0", "SYNCWIZARD_NO_VERIFY": "1", "SYNCWIZARD_SKIP_TLS_VERIFY": "1",
-                 "SYNCWIZARD_SSL_NO_VERIFY": "1"],
+                [
+                    "SYNCWIZARD_INSECURE": "1", "SYNCWIZARD_TLS_VERIFY": "0", "SYNCWIZARD_NO_VERIFY": "1", "SYNCWIZARD_SKIP_TLS_VERIFY": "1",
+                    "SYNCWIZARD_SSL_NO_VERIFY": "1",
+                ],
                 ["HOME": home, "CURL_HOME": home],
                 // Pointing the usual trust-store variables at the server's own CA changes nothing either.
                 ["SSL_CERT_FILE": exchange.untrustedCaFile, "SSL_CERT_DIR": untrustedDirectory, "CURL_CA_BUNDLE": exchange.untrustedCaFile],
@@ -246,8 +297,12 @@ extension HardeningTests {
                 let server = try ServerProcess(arguments: arguments, environment: environment)
                 let id = try #require(try await server.call("createProfile", ["name": "TLS"])["id"])
                 _ = try await server.call("selectCalendarSystem", ["profileId": id, "system": "exchange"])
-                _ = try await server.call("submitExchangeCredentials", ["profileId": id, "userName": "alice", "domain": "CONTOSO",
-                                                                        "email": "alice@contoso.test", "password": "Passw0rd!", "autodiscover": false])
+                _ = try await server.call(
+                    "submitExchangeCredentials",
+                    [
+                        "profileId": id, "userName": "alice", "domain": "CONTOSO",
+                        "email": "alice@contoso.test", "password": "Passw0rd!", "autodiscover": false,
+                    ])
                 _ = try await server.call("overrideEndpoints", ["profileId": id, "ewsUrl": "https://mail.contoso.test/EWS/Exchange.asmx"])
                 let tested = try await server.call("testConnection", ["profileId": id, "system": "calendar"], timeout: 30)
                 let error = tested["results"]?.arrayValue?.first?["error"]
@@ -255,22 +310,27 @@ extension HardeningTests {
                 server.closeInput()
                 _ = try await server.waitForExit()
             }
-            #expect(!exchange.requests().contains { $0["authenticatedUser"] != nil && $0["authenticatedUser"] != .null },
-                    "no request may have reached the untrusted server with credentials")
+            #expect(
+                !exchange.requests().contains { $0["authenticatedUser"] != nil && $0["authenticatedUser"] != .null },
+                "no request may have reached the untrusted server with credentials")
         }
     }
 
     /// The heaviest: last.
     @Suite struct LoadScriptTests {
         @Test func processesSharingADirectoryLoseNoUpdate() async throws {
-            let run = try await HardeningScript.run(["faults.py", "concurrent", "--binary", TestPaths.binary, "--processes", "3",
-                                                     "--writes", "300"], timeout: 180)
+            let run = try await HardeningScript.run(
+                [
+                    "faults.py", "concurrent", "--binary", TestPaths.binary, "--processes", "3",
+                    "--writes", "300",
+                ], timeout: 180)
             #expect(run.status == 0, "\(run.output)")
         }
 
         @Test func killNineDuringProfileWritesLosesNothing() async throws {
-            let run = try await HardeningScript.run(["faults.py", "kill9", "--binary", TestPaths.binary],
-                                                    timeout: HardeningScript.full ? 900 : 180)
+            let run = try await HardeningScript.run(
+                ["faults.py", "kill9", "--binary", TestPaths.binary],
+                timeout: HardeningScript.full ? 900 : 180)
             #expect(run.status == 0, "\(run.output)")
             print(run.output)
         }
@@ -363,8 +423,8 @@ enum HardeningScript {
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+            for argument in cArguments { free(argument) }
+            for variable in cEnvironment { free(variable) }
         }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
@@ -379,7 +439,7 @@ enum HardeningScript {
             if reaped < 0, errno != EINTR { throw SpawnError(description: "waitpid: \(String(cString: strerror(errno)))") }
             if Date() > deadline {
                 timedOut = true
-                kill(-pid, SIGKILL)  // its process group
+                kill(-pid, SIGKILL) // its process group
                 _ = waitpid(pid, &status, 0)
                 break
             }
@@ -404,7 +464,8 @@ enum ListeningSockets {
         let fdDirectory = "/proc/\(pid)/fd"
         for fd in (try? FileManager.default.contentsOfDirectory(atPath: fdDirectory)) ?? [] {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: fdDirectory + "/" + fd),
-               target.hasPrefix("socket:[") {
+                target.hasPrefix("socket:[")
+            {
                 inodes.insert(String(target.dropFirst(8).dropLast()))
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// The binary against a real gnome-keyring (scripts/with-test-keyring.sh).
@@ -11,7 +11,8 @@ struct KeyringEndToEndTests {
         let canary = "canary-\(UUID().uuidString)"
         let trace = TestPaths.makeTemporaryDirectory("trace") + "/trace.log"
         let server = try ServerProcess(arguments: ["--secret-store", "keyring", "--log-level", "trace", "--trace-file", trace])
-        let settings = try await server.call("setProviderSettings", ["system": "microsoft365", "clientId": "app-id", "clientSecret": .string(canary), "tenant": "contoso.onmicrosoft.com"])
+        let settings = try await server.call(
+            "setProviderSettings", ["system": "microsoft365", "clientId": "app-id", "clientSecret": .string(canary), "tenant": "contoso.onmicrosoft.com"])
         #expect(settings["hasClientSecret"] == true)
         #expect(settings["tenant"] == "contoso.onmicrosoft.com")
         #expect(try SecretTool.lookup(["profile": "microsoft365", "system": "provider", "kind": "clientSecret"]) == canary)
@@ -52,13 +53,14 @@ struct KeyringEndToEndTests {
     }
 
     @Test func noSecretServiceGivesKeyringUnavailableQuicklyAndServingContinues() async throws {
-        let server = try ServerProcess(arguments: ["--secret-store", "keyring"],
-                                       environment: ["DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus"])
+        let server = try ServerProcess(
+            arguments: ["--secret-store", "keyring"],
+            environment: ["DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/bus"])
         let started = Date()
         let error = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": "s3cret-value"])
         #expect(error["data"]?["kind"] == "keyringUnavailable")
         #expect(error["data"]?["hint"]?.stringValue?.contains("--secret-store memory") == true)
-        #expect(Date().timeIntervalSince(started) < 20)  // not a hang (D-Bus would wait 25 s); milliseconds when idle
+        #expect(Date().timeIntervalSince(started) < 20) // not a hang (D-Bus would wait 25 s); milliseconds when idle
         #expect(!JSONWriter.string(error).contains("s3cret-value"))
         #expect(try await server.call("ping") == [:])
         // Nothing was half-written: the provider settings were not saved without their secret.
@@ -74,8 +76,9 @@ struct KeyringEndToEndTests {
               org.freedesktop.Secret.Service.Lock array:objpath:/org/freedesktop/secrets/collection/login >/dev/null
             exec "$0" --secret-store keyring
             """
-        let server = try ServerProcess(arguments: ["bash", "-c", script, TestPaths.binary],
-                                       executable: TestPaths.repositoryRoot.appendingPathComponent("scripts/with-test-keyring.sh").path)
+        let server = try ServerProcess(
+            arguments: ["bash", "-c", script, TestPaths.binary],
+            executable: TestPaths.repositoryRoot.appendingPathComponent("scripts/with-test-keyring.sh").path)
         let stored = try await server.callExpectingError("setProviderSettings", ["system": "google", "clientId": "g", "clientSecret": "x-secret"])
         #expect(stored["data"]?["kind"] == "keyringLocked")
         // Locked items survive a clear silently in libsecret: syncwizard must say so.

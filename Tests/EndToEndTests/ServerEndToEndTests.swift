@@ -1,8 +1,8 @@
 import Foundation
 import JSONRPC
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// The built binary driven over pipes, as front ends drive it.
@@ -100,7 +100,8 @@ import WizardContract
     @Test func discoverReturnsTheProtocolDocument() async throws {
         let server = try ServerProcess()
         let document = try await server.call("rpc.discover")
-        let file = try JSONParser.parse(Array(FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("Protocol/openrpc.json").path)!))
+        let file = try JSONParser.parse(
+            Array(FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("Protocol/openrpc.json").path)!))
         #expect(document == file)
     }
 
@@ -146,7 +147,8 @@ import WizardContract
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestPaths.binary)
         process.arguments = arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
@@ -206,8 +208,10 @@ import WizardContract
     }
 
     @Test func optionsTakeTheirValueAfterAnEqualsSignOrAsTheNextArgument() async throws {
-        let server = try ServerProcess(arguments: ["--secret-store=memory", "--max-message-bytes", "2048",
-                                                   "--connect-to=a.test:443:127.0.0.1:1", "--connect-to", "b.test:443:127.0.0.1:2"])
+        let server = try ServerProcess(arguments: [
+            "--secret-store=memory", "--max-message-bytes", "2048",
+            "--connect-to=a.test:443:127.0.0.1:1", "--connect-to", "b.test:443:127.0.0.1:2",
+        ])
         let result = try await server.call("initialize", ["clientInfo": ["name": "cli-test"]])
         #expect(result["capabilities"]?["maximumMessageBytes"] == 2048, "\(result)")
     }
@@ -232,7 +236,7 @@ import WizardContract
         let id = try #require(try await server.call("createProfile", ["name": "Busy"])["id"])
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["--no-fork", server.configDirectory + "/.lock", "sleep", "60"]  // no fork: terminating it frees the lock
+        holder.arguments = ["--no-fork", server.configDirectory + "/.lock", "sleep", "60"] // no fork: terminating it frees the lock
         try holder.run()
         // SIGKILL: the child may inherit a blocked SIGTERM from the test process.
         defer { kill(holder.processIdentifier, SIGKILL) }

@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// "Sign in with SuperOffice" through the built binary against a fake SuperID and tenant API on
@@ -19,16 +19,22 @@ import WizardContract
         var arguments = ["--secret-store", secretStore, "--ca-file", idp.caFile] + extra
         for entry in idp.connectTo() { arguments += ["--connect-to", entry] }
         let server = try ServerProcess(arguments: arguments)
-        _ = try await server.call("setProviderSettings", ["system": "superOffice", "clientId": "syncwizard-superoffice",
-                                                          "clientSecret": "so-application-token", "environment": "online"])
+        _ = try await server.call(
+            "setProviderSettings",
+            [
+                "system": "superOffice", "clientId": "syncwizard-superoffice",
+                "clientSecret": "so-application-token", "environment": "online",
+            ])
         let profile = try await server.call("createProfile", ["name": "SuperOffice test"])
         return Setup(idp: idp, server: server, profileId: try #require(profile["id"]))
     }
 
     static func start(_ s: Setup) async throws -> (signInId: JSONValue, url: String, redirectUri: String) {
         let started = try await s.server.call("startSignIn", ["profileId": s.profileId, "system": "superOffice"])
-        return (try #require(started["signInId"]), try #require(started["authorizationUrl"]?.stringValue),
-                try #require(started["redirectUri"]?.stringValue))
+        return (
+            try #require(started["signInId"]), try #require(started["authorizationUrl"]?.stringValue),
+            try #require(started["redirectUri"]?.stringValue)
+        )
     }
 
     @Test func signInTestAndRefreshEndToEnd() async throws {
@@ -79,9 +85,11 @@ import WizardContract
         #expect(s.idp.requests().contains { $0["grantType"] == "refresh_token" && $0["status"] == 200 })
     }
 
-    @Test(arguments: [("access_denied", "consentDenied"), ("wrong_state", "stateMismatch"), ("tampered_signature", "invalidToken"),
-                      ("wrong_audience", "invalidToken"), ("expired", "invalidToken"), ("nonce_mismatch", "invalidToken"),
-                      ("wrong_issuer", "invalidToken")])
+    @Test(arguments: [
+        ("access_denied", "consentDenied"), ("wrong_state", "stateMismatch"), ("tampered_signature", "invalidToken"),
+        ("wrong_audience", "invalidToken"), ("expired", "invalidToken"), ("nonce_mismatch", "invalidToken"),
+        ("wrong_issuer", "invalidToken"),
+    ])
     func failedSignInsCarryTheirKind(_ scenario: String, _ kind: String) async throws {
         let s = try await Self.setUp()
         let (signInId, url, _) = try await Self.start(s)

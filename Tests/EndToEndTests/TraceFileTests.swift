@@ -1,7 +1,7 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// `--trace-file` mirrors the stream a client sees: every message, in stdout's order, with only
@@ -31,8 +31,12 @@ import WizardContract
         let outgoing = lines.filter { $0.hasPrefix("<< ") }.map { String($0.dropFirst(3)) }
         let stdout = String(decoding: server.stdoutBytes, as: UTF8.self).split(separator: "\n").map(String.init)
 
-        #expect(incoming == requests.map { $0.replacingOccurrences(of: "\"\(secret)\"", with: "\"«redacted»\"")
-                                             .replacingOccurrences(of: "\"http://127.0.0.1:1/?code=\(secret)&state=s\"", with: "\"«redacted»\"") })
+        #expect(
+            incoming
+                == requests.map {
+                    $0.replacingOccurrences(of: "\"\(secret)\"", with: "\"«redacted»\"")
+                        .replacingOccurrences(of: "\"http://127.0.0.1:1/?code=\(secret)&state=s\"", with: "\"«redacted»\"")
+                })
         #expect(outgoing == stdout, "the trace lists what stdout carried, in its order")
         #expect(!lines.joined().contains(secret))
         // The error codes are there as numbers, not redacted.

@@ -1,14 +1,16 @@
 import EWS
-@testable import ExchangeConnector
 import HTTP
-import Testing
 import RPCCore
+import Testing
 import WizardContract
 import XMLTree
 
+@testable import ExchangeConnector
+
 @Suite struct XMLTreeTests {
     @Test func resolvesNamespacesAndDecodesEntities() throws {
-        let root = try XMLTreeParser.parse(#"""
+        let root = try XMLTreeParser.parse(
+            #"""
             <?xml version="1.0"?><a:Root xmlns:a="urn:a" xmlns="urn:default"><Child k="1 &amp; 2">x &lt; y<![CDATA[ <raw> ]]>&#233;</Child><!-- note --><a:Empty/></a:Root>
             """#)
         #expect(root.name == "Root" && root.namespace == "urn:a")
@@ -36,7 +38,8 @@ import XMLTree
 
 @Suite struct POXTests {
     func answer(_ account: String) -> [UInt8] {
-        Array("""
+        Array(
+            """
             <?xml version="1.0" encoding="utf-8"?>
             <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
               <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
@@ -48,7 +51,8 @@ import XMLTree
     }
 
     @Test func prefersEXPROverEXCHAndEwsUrlOverASUrl() {
-        let body = answer("""
+        let body = answer(
+            """
             <AccountType>email</AccountType><Action>settings</Action>
             <Protocol><Type>EXCH</Type><ASUrl>https://internal.contoso.test/EWS/Exchange.asmx</ASUrl></Protocol>
             <Protocol><Type>EXPR</Type><ASUrl>https://as.contoso.test/EWS/Exchange.asmx</ASUrl><EwsUrl>https://mail.contoso.test/EWS/Exchange.asmx</EwsUrl><OABUrl>https://mail.contoso.test/OAB/1/</OABUrl></Protocol>
@@ -57,7 +61,8 @@ import XMLTree
     }
 
     @Test func ignoresPlainHTTPURLs() {
-        let body = answer("""
+        let body = answer(
+            """
             <Action>settings</Action>
             <Protocol><Type>EXPR</Type><EwsUrl>http://mail.contoso.test/EWS/Exchange.asmx</EwsUrl></Protocol>
             <Protocol><Type>EXCH</Type><EwsUrl>https://int.contoso.test/EWS/Exchange.asmx</EwsUrl><OABUrl>http://int.contoso.test/OAB/</OABUrl></Protocol>
@@ -66,10 +71,13 @@ import XMLTree
     }
 
     @Test func readsRedirectsAndErrors() {
-        #expect(POX.parse(answer("<Action>redirectAddr</Action><RedirectAddr>bob@fabrikam.test</RedirectAddr>")) == .success(.redirectAddr("bob@fabrikam.test")))
-        #expect(POX.parse(answer("<Action>redirectUrl</Action><RedirectUrl>https://x.contoso.test/autodiscover/autodiscover.xml</RedirectUrl>"))
+        #expect(
+            POX.parse(answer("<Action>redirectAddr</Action><RedirectAddr>bob@fabrikam.test</RedirectAddr>")) == .success(.redirectAddr("bob@fabrikam.test")))
+        #expect(
+            POX.parse(answer("<Action>redirectUrl</Action><RedirectUrl>https://x.contoso.test/autodiscover/autodiscover.xml</RedirectUrl>"))
                 == .success(.redirectUrl("https://x.contoso.test/autodiscover/autodiscover.xml")))
-        let error = Array("""
+        let error = Array(
+            """
             <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response>
             <Error Time="1" Id="2"><ErrorCode>500</ErrorCode><Message>The e-mail address cannot be found.</Message></Error></Response></Autodiscover>
             """.utf8)
@@ -98,16 +106,25 @@ import XMLTree
     }
 
     @Test func successNamesTheServerVersion() throws {
-        let message = try EWS.interpretGetFolder(response(200, soap(#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:GetFolderResponseMessage>"#)), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
+        let message = try EWS.interpretGetFolder(
+            response(200, soap(#"<m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode></m:GetFolderResponseMessage>"#)),
+            mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
         #expect(message.contains("15.1.2507.6"))
         #expect(message.contains("impersonating bob@contoso.test"))
     }
 
-    @Test(arguments: [("ErrorNonExistentMailbox", "mailboxNotFound"), ("ErrorImpersonateUserDenied", "impersonationDenied"),
-                      ("ErrorAccessDenied", "accessDenied"), ("ErrorServerBusy", "serverError")])
+    @Test(arguments: [
+        ("ErrorNonExistentMailbox", "mailboxNotFound"), ("ErrorImpersonateUserDenied", "impersonationDenied"),
+        ("ErrorAccessDenied", "accessDenied"), ("ErrorServerBusy", "serverError"),
+    ])
     func responseCodesMapToKinds(_ code: String, _ kind: String) {
-        let body = soap(#"<m:GetFolderResponseMessage ResponseClass="Error"><m:MessageText>no</m:MessageText><m:ResponseCode>\#(code)</m:ResponseCode></m:GetFolderResponseMessage>"#)
-        let error = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(200, body), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
+        let body = soap(
+            #"<m:GetFolderResponseMessage ResponseClass="Error"><m:MessageText>no</m:MessageText><m:ResponseCode>\#(code)</m:ResponseCode></m:GetFolderResponseMessage>"#
+        )
+        let error = #expect(throws: RPCError.self) {
+            try EWS.interpretGetFolder(
+                response(200, body), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
+        }
         #expect(error?.kind.name == kind)
         #expect(error?.data["responseCode"] == .string(code))
     }
@@ -117,15 +134,28 @@ import XMLTree
             <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>The specified server version is invalid.</faultstring>
             <detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorInvalidServerVersion</e:ResponseCode></detail></s:Fault></s:Body></s:Envelope>
             """
-        let e1 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(500, fault), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
+        let e1 = #expect(throws: RPCError.self) {
+            try EWS.interpretGetFolder(
+                response(500, fault), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
+        }
         #expect(e1?.kind == .serverError)
         #expect(e1?.data["responseCode"] == "ErrorInvalidServerVersion")
-        let e2 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(401, ""), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
+        let e2 = #expect(throws: RPCError.self) {
+            try EWS.interpretGetFolder(
+                response(401, ""), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
+        }
         #expect(e2?.kind == .invalidCredentials)
         #expect(e2?.hint?.contains("CONTOSO") == true)
-        let e3 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(200, "<html>OWA</html>"), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
+        let e3 = #expect(throws: RPCError.self) {
+            try EWS.interpretGetFolder(
+                response(200, "<html>OWA</html>"), mailbox: account.email, impersonating: account.impersonateMailbox,
+                credentialsHint: ExchangeHints.userNameForms)
+        }
         #expect(e3?.kind == .endpointInvalid)
-        let e4 = #expect(throws: RPCError.self) { try EWS.interpretGetFolder(response(503, "busy"), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms) }
+        let e4 = #expect(throws: RPCError.self) {
+            try EWS.interpretGetFolder(
+                response(503, "busy"), mailbox: account.email, impersonating: account.impersonateMailbox, credentialsHint: ExchangeHints.userNameForms)
+        }
         #expect(e4?.kind == .serverError)
     }
 

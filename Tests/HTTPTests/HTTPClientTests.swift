@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import HTTP
 
 /// Real TLS on loopback: every host name is routed with CONNECT_TO, and certificates are
@@ -37,9 +38,10 @@ import Testing
 
     @Test func postSendsBodyAndMethod() async throws {
         let body = Array("{\"a\":1}".utf8)
-        let response = try await client.send(HTTPRequest(
-            method: "POST", url: server.trustedURL("/echo"),
-            headers: ["Content-Type": "application/json"], body: body))
+        let response = try await client.send(
+            HTTPRequest(
+                method: "POST", url: server.trustedURL("/echo"),
+                headers: ["Content-Type": "application/json"], body: body))
         #expect(response.body == body)
         #expect(response.headers["X-Method"] == "POST")
 
@@ -103,7 +105,7 @@ import Testing
             Issue.record("expected a transport error, got \(String(describing: error))")
             return
         }
-        #expect(code == 56 || code == 52)  // RECV_ERROR or GOT_NOTHING
+        #expect(code == 56 || code == 52) // RECV_ERROR or GOT_NOTHING
     }
 
     @Test func connectionResetOnAcceptFailsFast() async throws {
@@ -143,7 +145,7 @@ import Testing
         task.cancel()
         let error = await task.value
         #expect(error == .cancelled)
-        #expect(clock.now - cancelled < .seconds(25))  // about 10 ms when idle; the 60 s server delay is what it must beat
+        #expect(clock.now - cancelled < .seconds(25)) // about 10 ms when idle; the 60 s server delay is what it must beat
     }
 
     @Test func alreadyCancelledTaskSendsNothing() async throws {
@@ -160,7 +162,7 @@ import Testing
     @Test func untrustedCertificateIsReportedWithItsDetails() async throws {
         let path = "/probe-\(UUID().uuidString)"
         let error = await failure(of: HTTPRequest(url: server.untrustedURL(path)))
-        guard case let .certificateUntrusted(host, sha256, subject, issuer, notAfter, pem) = error else {
+        guard case .certificateUntrusted(let host, let sha256, let subject, let issuer, let notAfter, let pem) = error else {
             Issue.record("expected certificateUntrusted, got \(String(describing: error))")
             return
         }
@@ -178,8 +180,9 @@ import Testing
     }
 
     @Test func pinnedCertificateIsAccepted() async throws {
-        let response = try await client.send(HTTPRequest(
-            url: server.untrustedURL("/hello"), pinnedCertificateSHA256: [server.ports.untrustedSHA256]))
+        let response = try await client.send(
+            HTTPRequest(
+                url: server.untrustedURL("/hello"), pinnedCertificateSHA256: [server.ports.untrustedSHA256]))
         #expect(response.status == 200)
         #expect(response.text == "hello from untrusted")
     }
@@ -193,16 +196,18 @@ import Testing
             pairs.append(String(sha[index..<next]))
             index = next
         }
-        let response = try await client.send(HTTPRequest(
-            url: server.untrustedURL("/hello"), pinnedCertificateSHA256: [pairs.joined(separator: ":")]))
+        let response = try await client.send(
+            HTTPRequest(
+                url: server.untrustedURL("/hello"), pinnedCertificateSHA256: [pairs.joined(separator: ":")]))
         #expect(response.status == 200)
     }
 
     @Test func pinnedRequestCarriesCredentialsAndBody() async throws {
-        let response = try await client.send(HTTPRequest(
-            method: "POST", url: server.untrustedURL("/echo"), body: Array("secret body".utf8),
-            authentication: .basic(user: "u", password: "p"),
-            pinnedCertificateSHA256: [server.ports.untrustedSHA256]))
+        let response = try await client.send(
+            HTTPRequest(
+                method: "POST", url: server.untrustedURL("/echo"), body: Array("secret body".utf8),
+                authentication: .basic(user: "u", password: "p"),
+                pinnedCertificateSHA256: [server.ports.untrustedSHA256]))
         #expect(response.text == "secret body")
     }
 
@@ -296,16 +301,18 @@ import Testing
     // MARK: Credentials
 
     @Test func basicAuthReachesTheServer() async throws {
-        let response = try await client.send(HTTPRequest(
-            url: server.trustedURL("/headers"), authentication: .basic(user: "alice", password: "s3cret")))
+        let response = try await client.send(
+            HTTPRequest(
+                url: server.trustedURL("/headers"), authentication: .basic(user: "alice", password: "s3cret")))
         let fields = try JSONDecoder().decode([[String]].self, from: Data(response.body))
         let expected = "Basic " + Data("alice:s3cret".utf8).base64EncodedString()
         #expect(fields.contains(["Authorization", expected]))
     }
 
     @Test func bearerTokenTravelsAsAuthorizationHeader() async throws {
-        let response = try await client.send(HTTPRequest(
-            url: server.trustedURL("/headers"), authentication: .bearer(token: "tok-123")))
+        let response = try await client.send(
+            HTTPRequest(
+                url: server.trustedURL("/headers"), authentication: .bearer(token: "tok-123")))
         let fields = try JSONDecoder().decode([[String]].self, from: Data(response.body))
         #expect(fields.contains(["Authorization", "Bearer tok-123"]))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import HTTP
 
 /// libcurl (with OpenSSL and its ~30 dependencies) and libsecret (with GLib, GObject, GIO) are
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func creatingAClientLoadsLibcurl() throws {
-        _ = try HTTPClient()  // throws invalidConfiguration when libcurl cannot be loaded
+        _ = try HTTPClient() // throws invalidConfiguration when libcurl cannot be loaded
         let maps = try Self.readProcFile("/proc/self/maps")
         #expect(maps.contains("/libcurl.so.4"))
     }

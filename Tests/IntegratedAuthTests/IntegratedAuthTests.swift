@@ -26,8 +26,10 @@ import WizardContract
         return try HTTPClient(configuration: configuration)
     }
 
-    static func test(_ acceptor: IntegratedAuthProcess, user: String = "alice", domain: String = "CONTOSO",
-                     email: String = "alice@contoso.test", password: String = "Passw0rd!") async throws -> ([ConnectionCheck], RPCError?) {
+    static func test(
+        _ acceptor: IntegratedAuthProcess, user: String = "alice", domain: String = "CONTOSO",
+        email: String = "alice@contoso.test", password: String = "Passw0rd!"
+    ) async throws -> ([ConnectionCheck], RPCError?) {
         _ = defaultCache
         let account = ExchangeAccount(userName: user, domain: domain, email: email, password: password)
         return await EWSConnectionTest(client: try client(acceptor)).run(account: account, ewsUrl: ews, oabUrl: nil) { _, _, _ in }
@@ -66,9 +68,10 @@ import WizardContract
     /// The acceptor really checks: libcurl's NTLM (no MsvAvChannelBindings) is refused by it.
     @Test func acceptorRefusesNTLMWithoutChannelBinding() async throws {
         let acceptor = try IntegratedAuthRealm.acceptor(offer: "NTLM", requireCBT: true)
-        let response = try await Self.client(acceptor).send(HTTPRequest(
-            method: "POST", url: Self.ews, body: Array("<x/>".utf8),
-            authentication: .ntlm(user: "alice", domain: "CONTOSO", password: "Passw0rd!")))
+        let response = try await Self.client(acceptor).send(
+            HTTPRequest(
+                method: "POST", url: Self.ews, body: Array("<x/>".utf8),
+                authentication: .ntlm(user: "alice", domain: "CONTOSO", password: "Passw0rd!")))
         #expect(response.status == 401)
         let refused = acceptor.logEntries().filter { $0["outcome"] == "refused" }
         #expect(refused.first?["error"]?.stringValue?.contains("BadBindings") == true, "\(acceptor.logEntries())")
@@ -89,8 +92,9 @@ import WizardContract
         #expect(error?.message.contains("KRB_AP_ERR_SKEW") == true, "\(String(describing: error))")
         // The acceptor (MIT) refused with KRB_AP_ERR_SKEW and sent the KRB-ERROR back, which
         // MIT on this side decoded.
-        #expect(acceptor.logEntries().contains { $0["error"]?.stringValue?.contains("Clock skew too great") == true && $0["errorToken"] == true },
-                "\(acceptor.logEntries())")
+        #expect(
+            acceptor.logEntries().contains { $0["error"]?.stringValue?.contains("Clock skew too great") == true && $0["errorToken"] == true },
+            "\(acceptor.logEntries())")
         #expect(error?.hint?.contains("Clock skew too great") == true, "\(String(describing: error?.hint))")
     }
 

@@ -1,14 +1,14 @@
 import Foundation
 import JSONRPC
 import Logging
+import RPCCore
 import Testing
 import Threading
-import RPCCore
 import WizardContract
 
 /// An in-process server on two pipes, with test methods: `fast`, `slow` (waits until
 /// cancelled or released), `echo`, `progressing`, and a `boom` that throws a Swift error.
-final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; reads happen on one test thread.
+final class PipeServer: @unchecked Sendable { // @unchecked: fds are set once; reads happen on one test thread.
     let toServer: (read: Int32, write: Int32)
     let fromServer: (read: Int32, write: Int32)
     let server: JSONRPCServer
@@ -18,33 +18,44 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
     static let release = MutexBox(false)
 
     init(configure: (inout JSONRPCServer.Configuration) -> Void = { _ in }) {
-        var a: [Int32] = [0, 0], b: [Int32] = [0, 0]
-        pipe(&a); pipe(&b)
+        var a: [Int32] = [0, 0]
+        var b: [Int32] = [0, 0]
+        pipe(&a)
+        pipe(&b)
         toServer = (a[0], a[1])
         fromServer = (b[0], b[1])
         var table = MethodTable()
         table.registerRaw("fast", .inline { _ in ["fast": true] })
         table.registerRaw("echo", .async { params, _ in params ?? .null })
-        table.registerRaw("slow", .async { _, _ in
-            while !PipeServer.release.withLock({ $0 }) {
-                try await Task.sleep(nanoseconds: 5_000_000)
-            }
-            return "slow done"
-        })
-        table.registerRaw("progressing", .async { _, context in
-            context.progress(stage: "one", message: "halfway", percent: 50)
-            return "done"
-        })
-        table.registerRaw("boom", .async { _, _ in
-            struct Secretive: Error { let password = "hunter2-canary" }
-            throw Secretive()
-        })
+        table.registerRaw(
+            "slow",
+            .async { _, _ in
+                while !PipeServer.release.withLock({ $0 }) {
+                    try await Task.sleep(nanoseconds: 5_000_000)
+                }
+                return "slow done"
+            })
+        table.registerRaw(
+            "progressing",
+            .async { _, context in
+                context.progress(stage: "one", message: "halfway", percent: 50)
+                return "done"
+            })
+        table.registerRaw(
+            "boom",
+            .async { _, _ in
+                struct Secretive: Error { let password = "hunter2-canary" }
+                throw Secretive()
+            })
         var configuration = JSONRPCServer.Configuration()
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         server = JSONRPCServer(table: table, output: OutputChannel(fd: fromServer.write), configuration: configuration, logger: logger)
-        let server = self.server, input = toServer.read, status = exitStatus, output = fromServer.write
+        let server = self.server
+        let input = toServer.read
+        let status = exitStatus
+        let output = fromServer.write
         startDedicatedThread(name: "test-server") {
             let code = server.run(inputFD: input)
             status.withLock { $0 = code }
@@ -87,8 +98,11 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
         PipeServer.release.withLock { $0 = false }
         defer { PipeServer.release.withLock { $0 = true } }
         let s = PipeServer()
-        s.send(#"{"jsonrpc":"2.0","id":1,"method":"slow"}"# + "\n" + #"{"jsonrpc":"2.0","id":2,"method":"echo","params":{"x":1}}"# + "\n" + #"{"jsonrpc":"2.0","id":3,"method":"fast"}"# + "\n")
-        let first = try await s.next(), second = try await s.next()
+        s.send(
+            #"{"jsonrpc":"2.0","id":1,"method":"slow"}"# + "\n" + #"{"jsonrpc":"2.0","id":2,"method":"echo","params":{"x":1}}"# + "\n"
+                + #"{"jsonrpc":"2.0","id":3,"method":"fast"}"# + "\n")
+        let first = try await s.next()
+        let second = try await s.next()
         #expect(Set([first.0["id"], second.0["id"]]) == Set([.number("2"), .number("3")]))
         PipeServer.release.withLock { $0 = true }
         #expect(try await s.next().0 == ["jsonrpc": "2.0", "id": 1, "result": "slow done"])
@@ -117,7 +131,9 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
 
     @Test func batchesGetOneArrayWithoutNotificationReplies() async throws {
         let s = PipeServer()
-        s.send(#"[{"jsonrpc":"2.0","id":1,"method":"fast"},{"jsonrpc":"2.0","method":"fast"},{"jsonrpc":"2.0","id":2,"method":"echo","params":[1]},{"jsonrpc":"2.0","id":3,"method":"missing"},5]"# + "\n")
+        s.send(
+            #"[{"jsonrpc":"2.0","id":1,"method":"fast"},{"jsonrpc":"2.0","method":"fast"},{"jsonrpc":"2.0","id":2,"method":"echo","params":[1]},{"jsonrpc":"2.0","id":3,"method":"missing"},5]"#
+                + "\n")
         let reply = try await s.next().0
         let items = try #require(reply.arrayValue)
         #expect(items.count == 4)
@@ -133,7 +149,8 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
         let body = #"{"jsonrpc":"2.0","id":1,"method":"fast"}"#
         s.send("Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
         s.send(#"{"jsonrpc":"2.0","id":2,"method":"fast"}"# + "\n")
-        let a = try await s.next(), b = try await s.next()
+        let a = try await s.next()
+        let b = try await s.next()
         #expect(a.1 == .contentLength && a.0["id"] == 1)
         #expect(b.1 == .ndjson && b.0["id"] == 2)
     }
@@ -191,7 +208,8 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
         let s = PipeServer()
         s.send(#"{"jsonrpc":"2.0","id":1,"method":"slow"}"# + "\n" + #"{"jsonrpc":"2.0","id":2,"method":"fast"}"#)
         s.closeInput()
-        let a = try await s.next(), b = try await s.next()
+        let a = try await s.next()
+        let b = try await s.next()
         let byID = [a.0["id"]!: a.0, b.0["id"]!: b.0]
         #expect(byID[.number("2")]?["result"] == ["fast": true])
         #expect(byID[.number("1")]?["error"]?["code"] == -32800)
@@ -206,7 +224,10 @@ final class PipeServer: @unchecked Sendable {  // @unchecked: fds are set once; 
         for i in 0..<2000 { text += #"{"jsonrpc":"2.0","id":\#(i),"method":"\#(i % 2 == 0 ? "fast" : "echo")","params":{}}"# + "\n" }
         // Write from another thread: the server pushes back once the reply pipe is full.
         let all = text
-        let writer = Thread { s.send(all); s.closeInput() }
+        let writer = Thread {
+            s.send(all)
+            s.closeInput()
+        }
         writer.start()
         var seen = Set<JSONValue>()
         for _ in 0..<2000 { seen.insert(try await s.next().0["id"]!) }

@@ -1,6 +1,6 @@
 import JSONRPC
-import Testing
 import RPCCore
+import Testing
 import WizardContract
 
 @Suite struct FrameParserTests {
@@ -142,8 +142,10 @@ import WizardContract
         #expect(events == [.tooLarge(.contentLength, declaredLength: 5000), .message(ping, .contentLength)])
     }
 
-    @Test(arguments: ["Content-Type: x\r\n\r\n", "Content-Length: ten\r\n\r\n", "Content-Length: -1\r\n\r\n", "Content-Length 4\r\n\r\n",
-                      "Content-Length: 2\r\nContent-Length: 3\r\n\r\n"])
+    @Test(arguments: [
+        "Content-Type: x\r\n\r\n", "Content-Length: ten\r\n\r\n", "Content-Length: -1\r\n\r\n", "Content-Length 4\r\n\r\n",
+        "Content-Length: 2\r\nContent-Length: 3\r\n\r\n",
+    ])
     func unusableHeadersAreReported(_ header: String) {
         var parser = FrameParser(maximumMessageBytes: 1024)
         let events = parser.feed(Array(header.utf8) + ping + [0x0A])
@@ -205,12 +207,18 @@ import WizardContract
     }
 
     @Test func emptyBatchIsOneInvalidRequest() {
-        guard case .unanswerable(let error) = decode("[]") else { Issue.record("expected unanswerable"); return }
+        guard case .unanswerable(let error) = decode("[]") else {
+            Issue.record("expected unanswerable")
+            return
+        }
         #expect(error.code == -32600)
     }
 
     @Test func parseErrorsAreUnanswerableWithCode32700() {
-        guard case .unanswerable(let error) = decode("{nope") else { Issue.record("expected unanswerable"); return }
+        guard case .unanswerable(let error) = decode("{nope") else {
+            Issue.record("expected unanswerable")
+            return
+        }
         #expect(error.code == -32700)
         #expect(error.data["kind"] == "parseError")
     }

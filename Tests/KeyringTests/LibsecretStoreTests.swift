@@ -1,7 +1,7 @@
 import Keyring
+import RPCCore
 import TestSupport
 import Testing
-import RPCCore
 import WizardContract
 
 /// Against a real gnome-keyring-daemon in a throwaway D-Bus session (scripts/with-test-keyring.sh,

@@ -1,7 +1,7 @@
 import Crypto
-import _CryptoExtras
 import Cryptography
 import Testing
+import _CryptoExtras
 
 /// Cryptography's SHA-256 and RS256 check (both libcrypto) against swift-crypto (BoringSSL)
 /// and the standard's test vectors (FIPS 180-4 / NIST CAVP).
@@ -18,7 +18,8 @@ import Testing
     }
 
     @Test func sha256OfAMillionAs() {
-        #expect(Cryptography.SHA256.hash(repeatElement(UInt8(ascii: "a"), count: 1_000_000)).map(hex)
+        #expect(
+            Cryptography.SHA256.hash(repeatElement(UInt8(ascii: "a"), count: 1_000_000)).map(hex)
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 

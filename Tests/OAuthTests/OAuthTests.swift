@@ -1,11 +1,12 @@
 import Crypto
-import _CryptoExtras
 import Cryptography
 import Foundation
-@testable import OAuth
-import Testing
 import RPCCore
+import Testing
 import WizardContract
+import _CryptoExtras
+
+@testable import OAuth
 
 @Suite struct PKCEAndEncodingTests {
     @Test func s256ChallengeMatchesRFC7636AppendixB() throws {
@@ -25,7 +26,8 @@ import WizardContract
     }
 
     @Test func formEncodingEscapesAndParses() {
-        #expect(FormEncoding.encode([("redirect_uri", "http://127.0.0.1:5000"), ("scope", "openid email")])
+        #expect(
+            FormEncoding.encode([("redirect_uri", "http://127.0.0.1:5000"), ("scope", "openid email")])
                 == "redirect_uri=http%3A%2F%2F127.0.0.1%3A5000&scope=openid%20email")
         #expect(FormEncoding.parseQuery("a=1+2&b=%C3%A9&a=3&c") == ["a": "1 2", "b": "é", "c": ""])
         #expect(FormEncoding.parseQuery("a=%zz") == nil)
@@ -38,10 +40,12 @@ import WizardContract
 
     @Test func callbacksAreReadFromTargetsAndPastedURLs() {
         #expect(AuthorizationCallback.parse("/?code=abc&state=xyz") == .success(.code(code: "abc", state: "xyz", extra: [:])))
-        #expect(AuthorizationCallback.parse("http://127.0.0.1:5000/?state=s&error=access_denied&error_description=User+said+no")
+        #expect(
+            AuthorizationCallback.parse("http://127.0.0.1:5000/?state=s&error=access_denied&error_description=User+said+no")
                 == .success(.error(error: "access_denied", description: "User said no", state: "s")))
         #expect(AuthorizationCallback.parse("http://localhost:1/#code=f&state=g") == .success(.code(code: "f", state: "g", extra: [:])))
-        #expect(AuthorizationCallback.parse("/?admin_consent=True&tenant=t&state=s")
+        #expect(
+            AuthorizationCallback.parse("/?admin_consent=True&tenant=t&state=s")
                 == .success(.code(code: "", state: "s", extra: ["admin_consent": "True", "tenant": "t"])))
         #expect(throws: AuthorizationCallback.ParseFailure.self) { try AuthorizationCallback.parse("/favicon.ico").get() }
         // RFC 6749 §3.1: repeated parameters are not an answer.
@@ -71,8 +75,10 @@ import WizardContract
         return try! RSAPublicKey(modulus: Array(primitives.modulus), exponent: Array(primitives.publicExponent))
     }
 
-    static func token(_ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256",
-                      extraHeader: JSONObject = [:]) throws -> String {
+    static func token(
+        _ claims: JSONValue, key: _RSA.Signing.PrivateKey = key, kid: String = "k1", alg: String = "RS256",
+        extraHeader: JSONObject = [:]
+    ) throws -> String {
         var headerObject: JSONObject = ["alg": .string(alg), "kid": .string(kid), "typ": "JWT"]
         for member in extraHeader.members { headerObject[member.key] = member.value }
         let header = Base64URL.encode(JSONWriter.bytes(.object(headerObject)))
@@ -84,8 +90,10 @@ import WizardContract
 
     let now = 1_800_000_000.0
     var claims: JSONObject {
-        ["iss": "https://online.superoffice.com", "aud": "client-1", "exp": .int(Int(now) + 3600), "nbf": .int(Int(now) - 10),
-         "nonce": "n-1", "sub": "alice"]
+        [
+            "iss": "https://online.superoffice.com", "aud": "client-1", "exp": .int(Int(now) + 3600), "nbf": .int(Int(now) - 10),
+            "nonce": "n-1", "sub": "alice",
+        ]
     }
     let expect = IDTokenExpectations(issuer: "https://online.superoffice.com", audience: "client-1", nonce: "n-1")
 

@@ -1,14 +1,16 @@
-@testable import OAuth
+import RPCCore
 import Testing
 import Threading
-import RPCCore
 import WizardContract
+
+@testable import OAuth
 
 /// Numbers a server sends are bounded before use: these answers used to end the process
 /// (`Int(1e19)` and `UInt64(.infinity)` trap).
 @Suite struct ServerNumberTests {
     static func device(_ members: String) throws -> DeviceAuthorization? {
-        let json = try JSONParser.parse(Array(#"{"device_code":"dc-1","user_code":"ABCD","verification_uri":"https://microsoft.com/devicelogin"\#(members)}"#.utf8))
+        let json = try JSONParser.parse(
+            Array(#"{"device_code":"dc-1","user_code":"ABCD","verification_uri":"https://microsoft.com/devicelogin"\#(members)}"#.utf8))
         return DeviceAuthorization(json: json)
     }
 
@@ -47,7 +49,8 @@ import WizardContract
     }
 
     @Test func errorCodesThatCannotBeAADSTSNumbersAreDropped() throws {
-        let json = try JSONParser.parse(Array(#"{"error":"invalid_grant","error_codes":[1e19,-4,99999999999999999999,65001],"error_description":"AADSTS99999999999999999999999: x"}"#.utf8))
+        let json = try JSONParser.parse(
+            Array(#"{"error":"invalid_grant","error_codes":[1e19,-4,99999999999999999999,65001],"error_description":"AADSTS99999999999999999999999: x"}"#.utf8))
         let error = try #require(OAuthErrorResponse(json: json))
         #expect(error.codes == [65001])
         // Fuzz finding aadsts-zero: only 1 to 7 digits, and not 0, are an AADSTS number.

@@ -18,7 +18,7 @@ import WizardContract
 ///
 /// Each instance is its own Python process with its own CA, ports and log, so tests can run in
 /// parallel. It stops when `stop()` is called or the object is released.
-public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s are set once in init; the rest sits behind `output`'s lock.
+public final class FakeExchange: @unchecked Sendable { // @unchecked: `let`s are set once in init; the rest sits behind `output`'s lock.
     public let httpsPort: Int
     public let httpPort: Int
     public let dnsPort: Int
@@ -49,7 +49,7 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         let configPath = directory + "/config.json"
         logFile = directory + "/log.jsonl"
         guard FileManager.default.createFile(atPath: configPath, contents: Data(JSONWriter.bytes(config))),
-              FileManager.default.createFile(atPath: logFile, contents: Data())
+            FileManager.default.createFile(atPath: logFile, contents: Data())
         else {
             try? FileManager.default.removeItem(atPath: directory)
             throw FakeExchangeError(description: "cannot write the fake Exchange config into \(directory)")
@@ -58,10 +58,13 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         let python = ProcessInfo.processInfo.environment["SYNCWIZARD_TEST_PYTHON"] ?? "python3"
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, Self.scriptPath, "--config", configPath, "--log", logFile,
-                             "--workdir", directory + "/work"]
+        process.arguments = [
+            python, Self.scriptPath, "--config", configPath, "--log", logFile,
+            "--workdir", directory + "/work",
+        ]
         stdinPipe = Pipe()
-        let stdoutPipe = Pipe(), stderrPipe = Pipe()
+        let stdoutPipe = Pipe()
+        let stderrPipe = Pipe()
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
@@ -83,7 +86,7 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         case .line(let bytes):
             line = bytes
         case .closed:
-            output.waitForStderrEnd(timeout: 2)  // the process is exiting: collect all it said
+            output.waitForStderrEnd(timeout: 2) // the process is exiting: collect all it said
             let stderr = output.stderrText
             let hint = stderr.contains("ModuleNotFoundError") ? " (needs: pip install trustme pyspnego)" : ""
             throw failure("fake_exchange.py exited before it was ready\(hint); stderr: \(stderr)")
@@ -95,8 +98,8 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
             throw failure("unreadable ready line \(String(decoding: line, as: UTF8.self)): \(error)")
         }
         guard let https = info["httpsPort"]?.intValue, let http = info["httpPort"]?.intValue,
-              let dns = info["dnsPort"]?.intValue, let ca = info["caFile"]?.stringValue,
-              let untrusted = info["untrustedCaFile"]?.stringValue
+            let dns = info["dnsPort"]?.intValue, let ca = info["caFile"]?.stringValue,
+            let untrusted = info["untrustedCaFile"]?.stringValue
         else { throw failure("incomplete ready line: \(JSONWriter.string(info))") }
         readyInfo = info
         httpsPort = https
@@ -155,8 +158,9 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
         while let end = data[start...].firstIndex(of: UInt8(ascii: "\n")) {
             let line = data[start..<end]
             if !line.isEmpty {
-                entries.append((try? JSONParser.parse(Array(line)))
-                    ?? ["unparseableLogLine": .string(String(decoding: line, as: UTF8.self))])
+                entries.append(
+                    (try? JSONParser.parse(Array(line)))
+                        ?? ["unparseableLogLine": .string(String(decoding: line, as: UTF8.self))])
             }
             start = data.index(after: end)
         }
@@ -190,8 +194,9 @@ public final class FakeExchange: @unchecked Sendable {  // @unchecked: `let`s ar
             let entries = logEntries()
             if predicate(entries) { return entries }
             if Date() > deadline {
-                throw FakeExchangeError(description: "log condition not met within \(timeout) s; log: "
-                    + entries.map { JSONWriter.string($0) }.joined(separator: "\n"))
+                throw FakeExchangeError(
+                    description: "log condition not met within \(timeout) s; log: "
+                        + entries.map { JSONWriter.string($0) }.joined(separator: "\n"))
             }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
@@ -227,8 +232,11 @@ public struct FakeExchangeError: Error, CustomStringConvertible {
 }
 
 /// Output of the fixture process, filled from the pipes' readability handlers.
-private final class OutputCollector: @unchecked Sendable {  // @unchecked: every stored property is guarded by `condition`.
-    enum ReadyResult { case line([UInt8]), closed, timedOut }
+private final class OutputCollector: @unchecked Sendable { // @unchecked: every stored property is guarded by `condition`.
+    enum ReadyResult {
+        case line([UInt8])
+        case closed, timedOut
+    }
 
     private let condition = NSCondition()
     private var stdout: [UInt8] = []

@@ -39,7 +39,7 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     private let process: Process
     private let stdinPipe: Pipe
     private let stopLock = NSLock()
-    private var stopped = false  // guarded by stopLock
+    private var stopped = false // guarded by stopLock
 
     /// Starts the fixture with `config` (README.md; `[:]` = defaults) and waits for its ready line.
     public init(config: JSONValue = [:], timeout: Double = 15) throws {
@@ -65,9 +65,10 @@ public final class FakeIdentityProvider: @unchecked Sendable {
 
         func failure(_ what: String) -> FakeIdentityProviderError {
             let stderr = (try? String(contentsOfFile: stderrFile, encoding: .utf8)) ?? ""
-            return FakeIdentityProviderError(description:
-                "fake_idp.py \(what) (needs python3 with trustme and cryptography: pip install trustme cryptography); "
-                + "stderr: \(stderr.isEmpty ? "(empty)" : stderr)")
+            return FakeIdentityProviderError(
+                description:
+                    "fake_idp.py \(what) (needs python3 with trustme and cryptography: pip install trustme cryptography); "
+                    + "stderr: \(stderr.isEmpty ? "(empty)" : stderr)")
         }
         guard let line = reader.waitForLine(timeout: timeout) else {
             let exited = !process.isRunning
@@ -77,7 +78,8 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         let parsed: JSONValue
         do { parsed = try JSONParser.parse(line) } catch { throw failure("printed an unreadable ready line: \(line)") }
         guard let port = parsed["httpsPort"]?.intValue, let ca = parsed["caFile"]?.stringValue,
-              let untrusted = parsed["untrustedCaFile"]?.stringValue else {
+            let untrusted = parsed["untrustedCaFile"]?.stringValue
+        else {
             throw failure("printed an incomplete ready line: \(line)")
         }
         ready = parsed
@@ -117,8 +119,9 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     public func setScenario(_ name: String, provider: String? = nil) throws {
         var body = JSONObject([("scenario", .string(name))])
         if let provider { body.append("provider", .string(provider)) }
-        let reply = try send("POST", url: controlURL("scenario"), headers: ["Content-Type: application/json"],
-                             body: JSONWriter.string(.object(body)))
+        let reply = try send(
+            "POST", url: controlURL("scenario"), headers: ["Content-Type: application/json"],
+            body: JSONWriter.string(.object(body)))
         guard reply.status == 200 else {
             throw FakeIdentityProviderError(description: "setScenario(\(name)): HTTP \(reply.status) \(reply.body)")
         }
@@ -157,8 +160,9 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     /// Sets the Microsoft tenant's delegated permission grants as a `consentType` would start
     /// them (`AllPrincipals`, `Principal`, `none`; README.md, `/__control/grants`).
     public func resetGrants(consentType: String) throws {
-        let reply = try send("POST", url: controlURL("grants"), headers: ["Content-Type: application/json"],
-                             body: JSONWriter.string(["consentType": .string(consentType)]))
+        let reply = try send(
+            "POST", url: controlURL("grants"), headers: ["Content-Type: application/json"],
+            body: JSONWriter.string(["consentType": .string(consentType)]))
         guard reply.status == 200 else {
             throw FakeIdentityProviderError(description: "resetGrants(\(consentType)): HTTP \(reply.status) \(reply.body)")
         }
@@ -176,8 +180,9 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     public func redirectLocation(authorizationURL: String, scenario: String? = nil) throws -> String {
         let reply = try send(url: Self.with(scenario: scenario, authorizationURL))
         guard (300..<400).contains(reply.status), let location = reply.headers["location"] else {
-            throw FakeIdentityProviderError(description:
-                "no redirect from \(authorizationURL.prefix(80))…: HTTP \(reply.status) \(reply.body.prefix(300))")
+            throw FakeIdentityProviderError(
+                description:
+                    "no redirect from \(authorizationURL.prefix(80))…: HTTP \(reply.status) \(reply.body.prefix(300))")
         }
         return location
     }
@@ -227,17 +232,21 @@ public final class FakeIdentityProvider: @unchecked Sendable {
     /// One request with /usr/bin/curl, through the fake for its hosts (--connect-to, --cacert),
     /// redirects not followed; plain http (the loopback redirect URI) goes straight out.
     /// The body travels on curl's stdin, never on its command line.
-    public func send(_ method: String = "GET", url: String, headers: [String] = [], body: String? = nil,
-                     timeout: Double = 20) throws -> Reply
-    {
+    public func send(
+        _ method: String = "GET", url: String, headers: [String] = [], body: String? = nil,
+        timeout: Double = 20
+    ) throws -> Reply {
         let stem = workDirectory + "/curl-" + UUID().uuidString
-        let bodyFile = stem + ".body", headerFile = stem + ".headers"
+        let bodyFile = stem + ".body"
+        let headerFile = stem + ".headers"
         defer {
             try? FileManager.default.removeItem(atPath: bodyFile)
             try? FileManager.default.removeItem(atPath: headerFile)
         }
-        var arguments = ["-sS", "--noproxy", "*", "--max-time", String(timeout), "--cacert", caFile,
-                         "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}"]
+        var arguments = [
+            "-sS", "--noproxy", "*", "--max-time", String(timeout), "--cacert", caFile,
+            "-X", method, "-o", bodyFile, "-D", headerFile, "-w", "%{http_code}",
+        ]
         for entry in connectTo() { arguments += ["--connect-to", entry] }
         for header in headers { arguments += ["-H", header] }
         if body != nil { arguments += ["--data-binary", "@-"] }
@@ -246,7 +255,9 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         curl.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
         curl.standardOutput = out
         curl.standardError = err
         curl.standardInput = input
@@ -257,14 +268,18 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         let problem = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         curl.waitUntilExit()
         guard curl.terminationStatus == 0, let code = Int(status.trimmingCharacters(in: .whitespaces)) else {
-            throw FakeIdentityProviderError(description:
-                "curl \(method) \(url.prefix(100)) failed (exit \(curl.terminationStatus)): \(problem)")
+            throw FakeIdentityProviderError(
+                description:
+                    "curl \(method) \(url.prefix(100)) failed (exit \(curl.terminationStatus)): \(problem)")
         }
         let raw = (try? String(contentsOfFile: headerFile, encoding: .isoLatin1)) ?? ""
         var fields: [String: String] = [:]
         // Only the last response's header block (curl writes one per response, e.g. after 100 Continue).
         for line in raw.components(separatedBy: "\r\n") {
-            if line.hasPrefix("HTTP/") { fields = [:]; continue }
+            if line.hasPrefix("HTTP/") {
+                fields = [:]
+                continue
+            }
             guard let colon = line.firstIndex(of: ":") else { continue }
             fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }

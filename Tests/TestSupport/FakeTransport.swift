@@ -1,7 +1,7 @@
 import Foundation
 import HTTP
-import Synchronization
 import RPCCore
+import Synchronization
 import WizardContract
 
 /// An in-process stand-in for the network: each request is answered by `route`, and every

@@ -5,14 +5,14 @@ import RPCCore
 /// integrated_auth.py): a throwaway MIT Kerberos realm (krb5kdc on loopback) and HTTPS
 /// acceptors that check Kerberos and NTLM with TLS channel binding (pyspnego, python-gssapi).
 /// Each is its own Python process; it stops when released.
-public final class IntegratedAuthProcess: @unchecked Sendable {  // @unchecked: set once in init, `buffer` behind `lock`
+public final class IntegratedAuthProcess: @unchecked Sendable { // @unchecked: set once in init, `buffer` behind `lock`
     public let ready: JSONValue
     public let directory: String
     private let process: Process
     private let stdinPipe: Pipe
     private let output = Collector()
 
-    private final class Collector: @unchecked Sendable {  // @unchecked: guarded by `lock`
+    private final class Collector: @unchecked Sendable { // @unchecked: guarded by `lock`
         let lock = NSCondition()
         var stdout = Data()
         var stderr = Data()
@@ -32,16 +32,22 @@ public final class IntegratedAuthProcess: @unchecked Sendable {  // @unchecked: 
         for (key, value) in environment { env[key] = value }
         process.environment = env
         stdinPipe = Pipe()
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardInput = stdinPipe
         process.standardOutput = out
         process.standardError = err
         let output = self.output
         PipeDrain.start(out.fileHandleForReading) { data in
-            output.lock.lock(); output.stdout.append(data); output.lock.broadcast(); output.lock.unlock()
+            output.lock.lock()
+            output.stdout.append(data)
+            output.lock.broadcast()
+            output.lock.unlock()
         }
         PipeDrain.start(err.fileHandleForReading) { data in
-            output.lock.lock(); output.stderr.append(data); output.lock.unlock()
+            output.lock.lock()
+            output.stderr.append(data)
+            output.lock.unlock()
         }
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
@@ -89,9 +95,11 @@ public enum IntegratedAuthRealm {
 
     /// An acceptor for mail.contoso.test with the realm's keytab. `skewSeconds` runs it under
     /// libfaketime with its clock that far ahead.
-    public static func acceptor(offer: String = "Negotiate,NTLM", requireCBT: Bool = false, noNTLM: Bool = false,
-                                ntlmUsers: [String] = ["CONTOSO:alice:Passw0rd!", "DOWN:bob:Secr3t!!"],
-                                skewSeconds: Int? = nil) throws -> IntegratedAuthProcess {
+    public static func acceptor(
+        offer: String = "Negotiate,NTLM", requireCBT: Bool = false, noNTLM: Bool = false,
+        ntlmUsers: [String] = ["CONTOSO:alice:Passw0rd!", "DOWN:bob:Secr3t!!"],
+        skewSeconds: Int? = nil
+    ) throws -> IntegratedAuthProcess {
         let realm = try shared.get()
         var arguments = ["--keytab", realm.string("keytab"), "--krb5-config", realm.string("krb5Config"), "--offer", offer]
         if requireCBT { arguments.append("--require-cbt") }

@@ -7,7 +7,8 @@ public enum SecretTool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/secret-tool")
         process.arguments = arguments
-        let out = Pipe(), inPipe = Pipe()
+        let out = Pipe()
+        let inPipe = Pipe()
         process.standardOutput = out
         process.standardInput = inPipe
         process.standardError = FileHandle.nullDevice

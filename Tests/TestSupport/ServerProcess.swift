@@ -37,7 +37,7 @@ public struct TestTimeout: Error, CustomStringConvertible {
 }
 
 /// A syncwizard process driven over pipes, as a front end drives it.
-public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable state is guarded by `lock`.
+public final class ServerProcess: @unchecked Sendable { // @unchecked: mutable state is guarded by `lock`.
     public let process = Process()
     public let configDirectory: String
     private let stdinPipe = Pipe()
@@ -51,8 +51,10 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     private var stdoutClosed = false
 
     /// `arguments` are passed to syncwizard; the config directory is a fresh temp dir unless given.
-    public init(arguments: [String] = ["--secret-store", "memory"], configDirectory: String? = nil,
-                environment: [String: String] = [:], executable: String = TestPaths.binary) throws {
+    public init(
+        arguments: [String] = ["--secret-store", "memory"], configDirectory: String? = nil,
+        environment: [String: String] = [:], executable: String = TestPaths.binary
+    ) throws {
         self.configDirectory = configDirectory ?? TestPaths.makeTemporaryDirectory()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -67,7 +69,9 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
         PipeDrain.start(stdoutPipe.fileHandleForReading) { [weak self] data in self?.received(stdout: data) }
         PipeDrain.start(stderrPipe.fileHandleForReading) { [weak self] data in
             guard let self, !data.isEmpty else { return }
-            self.lock.lock(); self.rawStderr.append(contentsOf: data); self.lock.unlock()
+            self.lock.lock()
+            self.rawStderr.append(contentsOf: data)
+            self.lock.unlock()
         }
     }
 
@@ -77,7 +81,10 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
 
     private func received(stdout data: Data) {
         lock.lock()
-        defer { lock.unlock(); lock.broadcast() }
+        defer {
+            lock.unlock()
+            lock.broadcast()
+        }
         if data.isEmpty {
             stdoutClosed = true
             for event in parser.finish() { record(event) }
@@ -146,7 +153,8 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
             if let found { return found }
             if closed { throw TestTimeout(description: "stdout closed while waiting; stderr: \(stderrSnapshot)") }
             if Date() > deadline {
-                throw TestTimeout(description: "no matching message within \(timeout) s; queued: \(pendingMessages.map { JSONWriter.string($0) }); stderr: \(stderrSnapshot)")
+                throw TestTimeout(
+                    description: "no matching message within \(timeout) s; queued: \(pendingMessages.map { JSONWriter.string($0) }); stderr: \(stderrSnapshot)")
             }
             try await Task.sleep(nanoseconds: 2_000_000)
         }
@@ -178,7 +186,8 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
     nonisolated(unsafe) private static var counter = 1000
     private static let counterLock = NSLock()
     static func nextID() -> Int {
-        counterLock.lock(); defer { counterLock.unlock() }
+        counterLock.lock()
+        defer { counterLock.unlock() }
         counter += 1
         return counter
     }
@@ -205,10 +214,22 @@ public final class ServerProcess: @unchecked Sendable {  // @unchecked: mutable 
         return body()
     }
 
-    public var stdoutBytes: [UInt8] { lock.lock(); defer { lock.unlock() }; return rawStdout }
+    public var stdoutBytes: [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        return rawStdout
+    }
     public var stderrText: String { String(decoding: rawStderr, as: UTF8.self) }
-    public var stderrSnapshot: String { lock.lock(); defer { lock.unlock() }; return String(decoding: rawStderr, as: UTF8.self) }
-    public var pendingMessages: [JSONValue] { lock.lock(); defer { lock.unlock() }; return messages.map(\.0) }
+    public var stderrSnapshot: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: rawStderr, as: UTF8.self)
+    }
+    public var pendingMessages: [JSONValue] {
+        lock.lock()
+        defer { lock.unlock() }
+        return messages.map(\.0)
+    }
 }
 
 public struct RPCFailure: Error, CustomStringConvertible {

@@ -1,5 +1,5 @@
-import Testing
 import RPCCore
+import Testing
 import WizardContract
 
 @Suite struct JSONParsingTests {

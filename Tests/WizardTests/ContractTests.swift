@@ -2,10 +2,10 @@ import Foundation
 import JSONRPC
 import Keyring
 import Logging
+import RPCCore
 import TestSupport
 import Testing
 import Wizard
-import RPCCore
 import WizardContract
 
 /// Protocol/openrpc.json and the server must agree in both directions, and the document must
@@ -22,9 +22,10 @@ import WizardContract
 
     static func serverMethodNames() -> Set<String> {
         var table = MethodTable()
-        let service = WizardService(store: ProfileStore(directory: "/nonexistent"), secrets: MemorySecretStore(),
-                                    info: .init(name: "syncwizard", version: "test", maximumMessageBytes: 1),
-                                    logger: Logger(label: "test"))
+        let service = WizardService(
+            store: ProfileStore(directory: "/nonexistent"), secrets: MemorySecretStore(),
+            info: .init(name: "syncwizard", version: "test", maximumMessageBytes: 1),
+            logger: Logger(label: "test"))
         service.register(into: &table)
         return Set(table.requestNames + builtInMethods)
     }
@@ -76,8 +77,9 @@ import WizardContract
     }
 
     @Test func embeddedCopyIsTheFile() throws {
-        #expect(OpenRPCDocument.embeddedText == String(decoding: FileManager.default.contents(atPath: Self.documentPath)!, as: UTF8.self),
-                "the build embeds Protocol/openrpc.json through Sources/Wizard/Resources/openrpc.json")
+        #expect(
+            OpenRPCDocument.embeddedText == String(decoding: FileManager.default.contents(atPath: Self.documentPath)!, as: UTF8.self),
+            "the build embeds Protocol/openrpc.json through Sources/Wizard/Resources/openrpc.json")
         #expect(OpenRPCDocument.value == (try Self.document()))
     }
 

@@ -1,9 +1,10 @@
 import Foundation
+import RPCCore
 import TestSupport
 import Testing
-@testable import Wizard
-import RPCCore
 import WizardContract
+
+@testable import Wizard
 
 @Suite struct ProfileStoreTests {
     let directory = TestPaths.makeTemporaryDirectory("profile-store")
@@ -61,7 +62,7 @@ import WizardContract
         // Another process holds the directory lock (long enough for a slow machine; ended below).
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["--no-fork", directory + "/.lock", "sleep", "60"]  // no fork: terminating it frees the lock
+        holder.arguments = ["--no-fork", directory + "/.lock", "sleep", "60"] // no fork: terminating it frees the lock
         try holder.run()
         // SIGKILL: the child may inherit a blocked SIGTERM from the test process.
         defer { kill(holder.processIdentifier, SIGKILL) }

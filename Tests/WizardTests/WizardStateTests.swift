@@ -1,6 +1,6 @@
+import RPCCore
 import Testing
 import Wizard
-import RPCCore
 import WizardContract
 
 @Suite struct WizardStateTests {
@@ -9,8 +9,10 @@ import WizardContract
         change(&p)
         return p
     }
-    let allProviders = [ProviderSettings(system: .superOffice, clientId: "so"), ProviderSettings(system: .microsoft365, clientId: "ms"),
-                        ProviderSettings(system: .google, clientId: "g")]
+    let allProviders = [
+        ProviderSettings(system: .superOffice, clientId: "so"), ProviderSettings(system: .microsoft365, clientId: "ms"),
+        ProviderSettings(system: .google, clientId: "g"),
+    ]
     let passed = TestOutcome(ok: true, at: "2026-01-01T00:00:00.000Z")
 
     func kinds(_ state: WizardState) -> [String] { state.blockers.map { "\($0.system.rawValue):\($0.kind)" } }

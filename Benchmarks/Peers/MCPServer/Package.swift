@@ -7,11 +7,13 @@ let package = Package(
     name: "MCPServer",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1")
     ],
     targets: [
-        .executableTarget(name: "MCPServer", dependencies: [
-            .product(name: "MCP", package: "swift-sdk"),
-        ]),
+        .executableTarget(
+            name: "MCPServer",
+            dependencies: [
+                .product(name: "MCP", package: "swift-sdk")
+            ])
     ]
 )

@@ -5,7 +5,7 @@ import PackageDescription
 let package = Package(
     name: "SwiftLineServer",
     targets: [
-        .executableTarget(name: "SwiftLineServer"),
+        .executableTarget(name: "SwiftLineServer")
     ],
     // Swift 5 mode: a plain script-style program that peeks at C's `stdin` FILE.
     swiftLanguageModes: [.v5]

@@ -7,7 +7,7 @@
 import EWS
 import ExchangeConnector
 import FuzzSupport
-import HTTP  // HTTPResponse (HTTP is built as a dependency of ExchangeConnector; not in the product)
+import HTTP // HTTPResponse (HTTP is built as a dependency of ExchangeConnector; not in the product)
 import RPCCore
 import WizardContract
 import XMLTree
@@ -16,8 +16,9 @@ import XMLTree
 let canaryPassword = "Canary-Pw-7f3e9b21-do-not-leak"
 
 let account = ExchangeAccount(userName: "alice", domain: "CONTOSO", email: "alice@contoso.test", password: canaryPassword)
-let impersonating = ExchangeAccount(userName: "svc-sync", domain: nil, email: "svc-sync@contoso.test", password: canaryPassword,
-                                    impersonateMailbox: "bob@contoso.test")
+let impersonating = ExchangeAccount(
+    userName: "svc-sync", domain: nil, email: "svc-sync@contoso.test", password: canaryPassword,
+    impersonateMailbox: "bob@contoso.test")
 
 // MARK: - Tree checks
 
@@ -48,8 +49,11 @@ func checkTree(_ element: XMLElement, level: Int = 1) {
 func serialize(_ element: XMLElement, into out: inout String) -> Bool {
     func plainName(_ name: String) -> Bool {
         guard let first = name.utf8.first, !name.contains(":"), first != UInt8(ascii: "-"), first != UInt8(ascii: "."),
-              !(0x30...0x39).contains(first) else { return false }
-        return name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2E }
+            !(0x30...0x39).contains(first)
+        else { return false }
+        return name.utf8.allSatisfy {
+            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2E
+        }
     }
     guard plainName(element.name) else { return false }
     out += "<" + element.name + " xmlns=\"" + xmlEscaped(element.namespace) + "\""
@@ -107,8 +111,9 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         let asText = String(decoding: body, as: UTF8.self)
         do {
             let element = try XMLTreeParser.parse("<a>" + xmlEscaped(asText) + "</a>")
-            invariant(element.children.isEmpty && element.text == trimmedLikeTheParser(asText),
-                      "xmlEscaped text does not parse back to itself: \(escaped(xmlEscaped(asText)))")
+            invariant(
+                element.children.isEmpty && element.text == trimmedLikeTheParser(asText),
+                "xmlEscaped text does not parse back to itself: \(escaped(xmlEscaped(asText)))")
             let attribute = try XMLTreeParser.parse("<a v=\"" + xmlEscaped(asText) + "\"/>")
             invariant(attribute.attributes["v"] == asText, "xmlEscaped attribute does not parse back to itself: \(escaped(xmlEscaped(asText)))")
         } catch {
@@ -118,10 +123,12 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         do {
             let envelope = try XMLTreeParser.parse(request)
             let address = envelope.path("Header", "ExchangeImpersonation", "ConnectingSID", "PrimarySmtpAddress")
-            invariant(address?.children.isEmpty == true && address?.text == trimmedLikeTheParser(asText),
-                      "the GetFolder request carries another mailbox than was given: \(escaped(request))")
-            invariant(envelope.path("Body", "GetFolder", "FolderIds", "DistinguishedFolderId")?.attributes["Id"] == "calendar",
-                      "the GetFolder request no longer asks for the calendar: \(escaped(request))")
+            invariant(
+                address?.children.isEmpty == true && address?.text == trimmedLikeTheParser(asText),
+                "the GetFolder request carries another mailbox than was given: \(escaped(request))")
+            invariant(
+                envelope.path("Body", "GetFolder", "FolderIds", "DistinguishedFolderId")?.attributes["Id"] == "calendar",
+                "the GetFolder request no longer asks for the calendar: \(escaped(request))")
         } catch {
             violated("the GetFolder request for mailbox \(escaped(asText)) is not well-formed XML (\(error))")
         }
@@ -146,11 +153,13 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
     }
 
     // EWS GetFolder, without and with impersonation.
-    let response = HTTPResponse(status: status, headers: [:], body: body,
-                                effectiveURL: "https://mail.contoso.test/EWS/Exchange.asmx", durationMs: 0)
+    let response = HTTPResponse(
+        status: status, headers: [:], body: body,
+        effectiveURL: "https://mail.contoso.test/EWS/Exchange.asmx", durationMs: 0)
     for who in [account, impersonating] {
         do {
-            let message = try EWS.interpretGetFolder(response, mailbox: who.email, impersonating: who.impersonateMailbox, credentialsHint: "Check the user name and domain.")
+            let message = try EWS.interpretGetFolder(
+                response, mailbox: who.email, impersonating: who.impersonateMailbox, credentialsHint: "Check the user name and domain.")
             invariant(tree?.name == "Envelope", "GetFolder success without a SOAP envelope")
             invariant(message.hasPrefix("The calendar is reachable") && message.hasSuffix("."), "GetFolder success message: \(escaped(message))")
             if let mailbox = who.impersonateMailbox { invariant(message.contains(mailbox), "success without the impersonated mailbox") }
@@ -163,8 +172,9 @@ public func fuzzExchangeXML(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
                 invariant(error.kind == (status >= 500 ? .serverError : .endpointInvalid), "GetFolder on invalid XML with \(status): \(error.kind.name)")
             }
             let wire = JSONWriter.string(error.json)
-            invariant(!wire.contains(canaryPassword) && !error.message.contains(canaryPassword) && !(error.hint ?? "").contains(canaryPassword),
-                      "the password appears in a GetFolder error")
+            invariant(
+                !wire.contains(canaryPassword) && !error.message.contains(canaryPassword) && !(error.hint ?? "").contains(canaryPassword),
+                "the password appears in a GetFolder error")
         }
     }
     return 0

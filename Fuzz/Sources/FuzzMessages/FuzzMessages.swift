@@ -54,8 +54,9 @@ func entry<P: RPCParams & Equatable>(
             return .success(params ?? .null)
         case .failure(let error):
             JSONChecks.checkError(error, "\(name) params error")
-            invariant(error.kind == .invalidParams || error.kind == .endpointInvalid,
-                      "\(name): params error of kind \(error.kind.name): \(error.message)")
+            invariant(
+                error.kind == .invalidParams || error.kind == .endpointInvalid,
+                "\(name): params error of kind \(error.kind.name): \(error.message)")
             guard let field = error.details["field"]?.stringValue else {
                 violated("\(name): params error without data.field: \(error.message)")
             }
@@ -64,7 +65,9 @@ func entry<P: RPCParams & Equatable>(
             var sent: [String] = []
             if case .object(let object)? = params { sent = object.keys }
             // An unknown member is named in full, or clipped to its first bytes when long.
-            invariant(known.contains(field) || sent.contains { $0 == field || ($0.utf8.starts(with: field.utf8) && field.utf8.count >= 256) }, "\(name): params error names the field \(escaped(field)), which is neither a parameter nor sent")
+            invariant(
+                known.contains(field) || sent.contains { $0 == field || ($0.utf8.starts(with: field.utf8) && field.utf8.count >= 256) },
+                "\(name): params error names the field \(escaped(field)), which is neither a parameter nor sent")
             return .failure(error)
         }
     }
@@ -79,9 +82,10 @@ func isTrimmed(_ s: String) -> Bool {
 }
 
 let methods: [MethodEntry] = [
-    entry(Initialize.name, Initialize.Params.self, lenient: true,
-          check: { p in invariant((p.protocolVersion?.utf8.count ?? 0) <= 64, "initialize: protocolVersion longer than 64 bytes") },
-          decoder: { (params) throws(RPCError) in try Initialize.Params.decodeLeniently(params) }),
+    entry(
+        Initialize.name, Initialize.Params.self, lenient: true,
+        check: { p in invariant((p.protocolVersion?.utf8.count ?? 0) <= 64, "initialize: protocolVersion longer than 64 bytes") },
+        decoder: { (params) throws(RPCError) in try Initialize.Params.decodeLeniently(params) }),
     entry(Ping.name, NoParams.self),
     entry(Discover.name, NoParams.self),
     entry(Shutdown.name, NoParams.self),
@@ -127,8 +131,9 @@ let methods: [MethodEntry] = [
         checkProfileID(p.profileId, TrustCertificate.name)
         invariant(Hostname.isPlausible(p.host), "trustCertificate: host \(escaped(p.host))")
         // A SHA-256 fingerprint is 64 lowercase ASCII hex digits; anything else can never match.
-        invariant(p.sha256.utf8.count == 64 && p.sha256.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) },
-                  "trustCertificate: accepted the fingerprint \(escaped(p.sha256))")
+        invariant(
+            p.sha256.utf8.count == 64 && p.sha256.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) },
+            "trustCertificate: accepted the fingerprint \(escaped(p.sha256))")
     },
     entry(TestConnection.name, TestConnection.Params.self) { checkProfileID($0.profileId, TestConnection.name) },
     entry(StartSignIn.name, StartSignIn.Params.self) { p in
@@ -271,8 +276,9 @@ func frame(_ input: [UInt8], limit: Int, cuts: [Int]) -> [FrameEvent] {
     for cut in cuts + [input.count] where cut >= start {
         events += parser.feed(Array(input[start..<cut]))
         // Bytes held for an incomplete message stay bounded by the limits.
-        invariant(parser.bufferedByteCount <= max(limit, 8192) + 8,
-                  "FrameParser holds \(parser.bufferedByteCount) bytes with a limit of \(limit)")
+        invariant(
+            parser.bufferedByteCount <= max(limit, 8192) + 8,
+            "FrameParser holds \(parser.bufferedByteCount) bytes with a limit of \(limit)")
         start = cut
     }
     events += parser.finish()
@@ -299,13 +305,20 @@ func reframings(_ body: [UInt8]) -> [(name: String, bytes: [UInt8], framing: Fra
     var out: [(String, [UInt8], Framing)] = [
         ("Content-Length only, CRLF", Array("Content-Length: \(n)\r\n\r\n".utf8) + body, .contentLength),
         ("Content-Length only, LF", Array("content-length:\(n)\n\n".utf8) + body, .contentLength),
-        ("Content-Length + Content-Type, CRLF", Array("Content-Length: \(n)\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n".utf8) + body, .contentLength),
-        ("Content-Type + Content-Length, CRLF", Array("Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(n)\r\n\r\n".utf8) + body, .contentLength),
+        (
+            "Content-Length + Content-Type, CRLF", Array("Content-Length: \(n)\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n".utf8) + body,
+            .contentLength
+        ),
+        (
+            "Content-Type + Content-Length, CRLF", Array("Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(n)\r\n\r\n".utf8) + body,
+            .contentLength
+        ),
     ]
     let ws: [UInt8] = [0x20, 0x09, 0x0A, 0x0D]
     let looksLikeHeader = body.prefix(8).map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 } == Array("content-".utf8)
     if let first = body.first, let last = body.last, !ws.contains(first), !ws.contains(last), !looksLikeHeader,
-       !body.contains(0x0A), !body.contains(0x0D) {
+        !body.contains(0x0A), !body.contains(0x0D)
+    {
         out.append(("NDJSON, LF", body + [0x0A], .ndjson))
         out.append(("NDJSON, CRLF", body + [0x0D, 0x0A], .ndjson))
     }
@@ -316,8 +329,10 @@ func checkReframing(_ body: [UInt8], limit: Int) {
     for (name, bytes, framing) in reframings(body) {
         var parser = FrameParser(maximumMessageBytes: limit)
         let events = parser.feed(bytes) + parser.finish()
-        let expected: [FrameEvent] = body.count > limit ? [.tooLarge(framing, declaredLength: framing == .contentLength ? body.count : nil)]
-                                                        : [.message(body, framing)]
+        let expected: [FrameEvent] =
+            body.count > limit
+            ? [.tooLarge(framing, declaredLength: framing == .contentLength ? body.count : nil)]
+            : [.message(body, framing)]
         invariant(events == expected, "\(name) framing of a \(body.count)-byte message (limit \(limit)) gives [\(describe(events))]: \(escaped(bytes))")
     }
 }

@@ -62,10 +62,12 @@ let now = 1_700_000_000.0
 
 let singleTenant = IDTokenExpectations(issuer: issuer, audience: clientID, nonce: nonce)
 /// Microsoft's multi-tenant form: any issuer whose tenant matches the token's tid.
-let multiTenant = IDTokenExpectations(issuer: nil, issuerCheck: { iss, claims in
-    guard let tid = claims["tid"]?.stringValue else { return false }
-    return iss == "https://login.microsoftonline.test/\(tid)/v2.0"
-}, audience: clientID, nonce: nil)
+let multiTenant = IDTokenExpectations(
+    issuer: nil,
+    issuerCheck: { iss, claims in
+        guard let tid = claims["tid"]?.stringValue else { return false }
+        return iss == "https://login.microsoftonline.test/\(tid)/v2.0"
+    }, audience: clientID, nonce: nil)
 
 let defaultHeader = Array(#"{"alg":"RS256","kid":"fuzz-key-1","typ":"JWT"}"#.utf8)
 
@@ -98,9 +100,11 @@ func checkPage(_ message: String) {
     guard let at = (0...(empty.count - marker.count)).first(where: { Array(empty[$0..<$0 + marker.count]) == marker }) else {
         violated("SignInPage template changed: no <p></p>")
     }
-    let head = empty[..<(at + 3)], tail = empty[(at + 3)...]
-    invariant(page.starts(with: head) && page.count >= head.count + tail.count && Array(page.suffix(tail.count)) == Array(tail),
-              "SignInPage: the message changed the page outside its paragraph")
+    let head = empty[..<(at + 3)]
+    let tail = empty[(at + 3)...]
+    invariant(
+        page.starts(with: head) && page.count >= head.count + tail.count && Array(page.suffix(tail.count)) == Array(tail),
+        "SignInPage: the message changed the page outside its paragraph")
     let middle = Array(page[head.count..<(page.count - tail.count)])
     let entities = ["&lt;", "&gt;", "&amp;", "&quot;", "&#39;", "&apos;"].map { Array($0.utf8) }
     for (i, byte) in middle.enumerated() {
@@ -108,7 +112,8 @@ func checkPage(_ message: String) {
         case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\""), UInt8(ascii: "'"):
             violated("SignInPage leaves a raw '\(Character(Unicode.Scalar(byte)))' in the page for the message \(escaped(message)): \(escaped(middle))")
         case UInt8(ascii: "&"):
-            invariant(entities.contains { middle[i...].starts(with: $0) }, "SignInPage leaves a raw '&' for the message \(escaped(message)): \(escaped(middle))")
+            invariant(
+                entities.contains { middle[i...].starts(with: $0) }, "SignInPage leaves a raw '&' for the message \(escaped(message)): \(escaped(middle))")
         default: break
         }
     }
@@ -122,14 +127,20 @@ func referenceQuery(_ text: String) -> [String: String]? {
         var i = bytes.startIndex
         while i < bytes.endIndex {
             switch bytes[i] {
-            case UInt8(ascii: "+"): out.append(0x20); i += 1
+            case UInt8(ascii: "+"):
+                out.append(0x20)
+                i += 1
             case UInt8(ascii: "%"):
                 // Two hex digits exactly (a sign is not a digit: "%+B" is malformed).
                 let isHex = { (b: UInt8) in (0x30...0x39).contains(b) || (0x41...0x46).contains(b & 0xDF) }
                 guard i + 2 < bytes.endIndex, isHex(bytes[i + 1]), isHex(bytes[i + 2]),
-                      let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) else { return nil }
-                out.append(value); i += 3
-            default: out.append(bytes[i]); i += 1
+                    let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16)
+                else { return nil }
+                out.append(value)
+                i += 3
+            default:
+                out.append(bytes[i])
+                i += 1
             }
         }
         return String(validating: out, as: UTF8.self)
@@ -153,7 +164,9 @@ func referenceCallback(_ target: String) -> Result<AuthorizationCallback, Author
     let none = AuthorizationCallback.ParseFailure.notARedirect("the URL carries no authorization answer (no code or error parameter)")
     guard !query.isEmpty, let parameters = referenceQuery(String(decoding: query, as: UTF8.self)) else { return .failure(none) }
     // RFC 6749 §3.1: no parameter twice.
-    if let names = FormEncoding.parameterNames(Substring(String(decoding: query, as: UTF8.self))), Set(names).count != names.count { return .failure(.notARedirect("a parameter appears more than once (RFC 6749 §3.1)")) }
+    if let names = FormEncoding.parameterNames(Substring(String(decoding: query, as: UTF8.self))), Set(names).count != names.count {
+        return .failure(.notARedirect("a parameter appears more than once (RFC 6749 §3.1)"))
+    }
     if let error = parameters["error"], !error.isEmpty {
         return .success(.error(error: error, description: parameters["error_description"], state: parameters["state"]))
     }
@@ -169,8 +182,10 @@ func referenceCallback(_ target: String) -> Result<AuthorizationCallback, Author
 
 func checkForm(_ text: String) {
     let parsed = FormEncoding.parseQuery(Substring(text))
-    invariant(parsed == referenceQuery(text),
-              "FormEncoding.parseQuery splits \(escaped(text)) unlike a byte-wise parser: \(String(describing: parsed)) vs \(String(describing: referenceQuery(text)))")
+    invariant(
+        parsed == referenceQuery(text),
+        "FormEncoding.parseQuery splits \(escaped(text)) unlike a byte-wise parser: \(String(describing: parsed)) vs \(String(describing: referenceQuery(text)))"
+    )
     // Any string survives encode/decode.
     invariant(FormEncoding.decode(Substring(FormEncoding.encode(text))) == text, "FormEncoding encode/decode round trip fails for \(escaped(text))")
     guard let query = FormEncoding.parseQuery(Substring(text)) else { return }
@@ -245,11 +260,12 @@ func checkSignedClaims(_ input: [UInt8]) {
         guard let iss = value["iss"]?.stringValue else { violated("accepted a token without a string iss") }
         if let expected = expect.issuer { invariant(iss == expected, "accepted the issuer \(escaped(iss))") }
         if let check = expect.issuerCheck { invariant(check(iss, returned), "accepted an issuer the check refuses") }
-        let audiences: [String] = switch value["aud"] {
-        case .string(let a)?: [a]
-        case .array(let list)?: list.compactMap(\.stringValue)
-        default: []
-        }
+        let audiences: [String] =
+            switch value["aud"] {
+            case .string(let a)?: [a]
+            case .array(let list)?: list.compactMap(\.stringValue)
+            default: []
+            }
         invariant(audiences.contains(clientID), "accepted a token for another audience")
         guard case .number(let expText)? = value["exp"], let exp = Double(expText) else { violated("accepted a token without a numeric exp") }
         invariant(now <= exp + expect.leewaySeconds, "accepted an expired token (exp \(expText))")
@@ -264,7 +280,7 @@ func checkSignedClaims(_ input: [UInt8]) {
 
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> CInt {
-    _ = signer  // make the key before the first input, outside the per-input timing
+    _ = signer // make the key before the first input, outside the per-input timing
     return 0
 }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import OAuth
 import RPCCore
 import WizardContract
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // Helpers shared by the fuzz targets. A broken invariant stops the process with fatalError, so
 // libFuzzer reports it exactly like a crash (with the input saved as crash-<sha1>).
@@ -68,8 +69,9 @@ public enum JSONChecks {
     @discardableResult
     public static func roundTrip(_ value: JSONValue, _ what: @autoclosure () -> String) -> [UInt8] {
         let bytes = JSONWriter.bytes(value)
-        invariant(!bytes.contains(0x0A) && !bytes.contains(0x0D),
-                  "\(what()): JSONWriter output contains a raw line break (breaks NDJSON framing): \(escaped(bytes))")
+        invariant(
+            !bytes.contains(0x0A) && !bytes.contains(0x0D),
+            "\(what()): JSONWriter output contains a raw line break (breaks NDJSON framing): \(escaped(bytes))")
         let reparsed: JSONValue
         do {
             reparsed = try JSONParser.parse(bytes, maximumDepth: reparseDepth)
@@ -89,8 +91,9 @@ public enum JSONChecks {
     /// fault string), bounded only by the response size.
     public static func checkError(_ error: RPCError, _ what: @autoclosure () -> String, maximumMessageBytes: Int? = 2048) {
         invariant(ErrorKind.all.contains(error.kind), "\(what()): error kind \(error.kind.name) is not in ErrorKind.all (the contract)")
-        invariant(error.message.utf8.count <= maximumMessageBytes ?? .max,
-                  "\(what()): error message of \(error.message.utf8.count) bytes (unbounded input echoed?): \(escaped(error.message))")
+        invariant(
+            error.message.utf8.count <= maximumMessageBytes ?? .max,
+            "\(what()): error message of \(error.message.utf8.count) bytes (unbounded input echoed?): \(escaped(error.message))")
         let json = error.json
         roundTrip(json, "\(what()): RPCError.json")
         invariant(json["code"] == .int(error.code), "\(what()): error.json code")

@@ -12,8 +12,8 @@
 import FuzzSupport
 import Microsoft365Connector
 import OAuth
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 // MARK: - Numbers
@@ -81,8 +81,9 @@ func checkToken(_ json: JSONValue, _ input: [UInt8]) {
     let token = TokenResponse(json: json)
     let accessToken = json.objectValue?["access_token"]?.stringValue
     let expected = accessToken.map { !$0.isEmpty } ?? false
-    invariant((token != nil) == expected,
-              "TokenResponse exists: \(token != nil), access_token is a non-empty string: \(expected), for \(escaped(input))")
+    invariant(
+        (token != nil) == expected,
+        "TokenResponse exists: \(token != nil), access_token is a non-empty string: \(expected), for \(escaped(input))")
     guard let token else { return }
     invariant(token.accessToken == accessToken, "TokenResponse.accessToken differs from access_token")
     invariant(token.raw == json.objectValue, "TokenResponse.raw is not the body")
@@ -107,15 +108,18 @@ func checkDevice(_ json: JSONValue, _ input: [UInt8]) {
     let complete = nonEmpty("device_code") != nil && nonEmpty("user_code") != nil && uri.map { !$0.isEmpty } == true
     invariant((device != nil) == complete, "DeviceAuthorization exists: \(device != nil), complete: \(complete), for \(escaped(input))")
     guard let device else { return }
-    invariant(device.deviceCode == nonEmpty("device_code") && device.userCode == nonEmpty("user_code") && device.verificationUri == uri,
-              "DeviceAuthorization codes differ from the body")
+    invariant(
+        device.deviceCode == nonEmpty("device_code") && device.userCode == nonEmpty("user_code") && device.verificationUri == uri,
+        "DeviceAuthorization codes differ from the body")
     invariant(device.message == json["message"]?.stringValue, "DeviceAuthorization.message")
     checkBounded(device.expiresIn, DeviceAuthorization.expiresInRange, "DeviceAuthorization.expiresIn", input)
     checkBounded(device.interval, DeviceAuthorization.intervalRange, "DeviceAuthorization.interval", input)
-    invariant(!comparable(json["expires_in"]) || device.expiresIn == referenceSeconds(json["expires_in"], default: 900, range: DeviceAuthorization.expiresInRange),
-              "DeviceAuthorization.expiresIn \(device.expiresIn) for \(escaped(input))")
-    invariant(!comparable(json["interval"]) || device.interval == referenceSeconds(json["interval"], default: 5, range: DeviceAuthorization.intervalRange),
-              "DeviceAuthorization.interval \(device.interval) for \(escaped(input))")
+    invariant(
+        !comparable(json["expires_in"]) || device.expiresIn == referenceSeconds(json["expires_in"], default: 900, range: DeviceAuthorization.expiresInRange),
+        "DeviceAuthorization.expiresIn \(device.expiresIn) for \(escaped(input))")
+    invariant(
+        !comparable(json["interval"]) || device.interval == referenceSeconds(json["interval"], default: 5, range: DeviceAuthorization.intervalRange),
+        "DeviceAuthorization.interval \(device.interval) for \(escaped(input))")
     // The polling loop: slow_down adds 5 s (RFC 8628 §3.5), capped at the range's top.
     var wait = device.interval
     for _ in 0..<64 {
@@ -134,8 +138,9 @@ func checkError(_ json: JSONValue, _ input: [UInt8]) {
     invariant(response.codes.allSatisfy { (1...9_999_999).contains($0) }, "OAuthErrorResponse.codes \(response.codes) outside 1...9999999")
     let aadsts = response.aadsts
     // aadsts-zero (found by this target, fixed).
-    invariant(aadsts.map { (1...9_999_999).contains($0) } ?? true,
-              "aadsts \(String(describing: aadsts)) is not nil or within 1...9999999 for \(escaped(input))")
+    invariant(
+        aadsts.map { (1...9_999_999).contains($0) } ?? true,
+        "aadsts \(String(describing: aadsts)) is not nil or within 1...9999999 for \(escaped(input))")
     if let first = response.codes.first { invariant(aadsts == first, "aadsts \(String(describing: aadsts)) is not error_codes' first \(first)") }
     invariant(response.aadsts == aadsts, "aadsts is not deterministic")
 
@@ -143,13 +148,16 @@ func checkError(_ json: JSONValue, _ input: [UInt8]) {
     // first line at most (a peer's text, so no fixed size bound).
     let rpc = Microsoft365.error(response)
     JSONChecks.checkError(rpc, "Microsoft365.error", maximumMessageBytes: nil)
-    invariant(rpc.details["aadsts"] == aadsts.map { .int($0) }, "Microsoft365.error data.aadsts \(String(describing: rpc.details["aadsts"])), aadsts \(String(describing: aadsts))")
+    invariant(
+        rpc.details["aadsts"] == aadsts.map { .int($0) },
+        "Microsoft365.error data.aadsts \(String(describing: rpc.details["aadsts"])), aadsts \(String(describing: aadsts))")
     invariant(rpc.details["error"] == .string(response.error), "Microsoft365.error data.error")
     // said-first-line (found by this target, fixed).
     let description = response.description ?? ""
     let hasBreak = { (s: String) in s.unicodeScalars.contains { $0 == "\r" || $0 == "\n" } }
-    invariant(hasBreak(response.error) || !hasBreak(rpc.message),
-              "Microsoft365.error message has more than the description's first line: \(escaped(rpc.message)) (description \(escaped(description)))")
+    invariant(
+        hasBreak(response.error) || !hasBreak(rpc.message),
+        "Microsoft365.error message has more than the description's first line: \(escaped(rpc.message)) (description \(escaped(description)))")
     _ = Microsoft365.error(OAuthErrorResponse(error: response.error, description: response.description))
 }
 

@@ -11,8 +11,10 @@ public struct ConnectionChecks: Sendable {
         self.progress = progress
     }
 
-    public mutating func run(_ name: String, _ what: String, percent: Int? = nil,
-                             _ body: () async throws(RPCError) -> String) async throws(RPCError) {
+    public mutating func run(
+        _ name: String, _ what: String, percent: Int? = nil,
+        _ body: () async throws(RPCError) -> String
+    ) async throws(RPCError) {
         progress("testConnection", what, percent)
         let watch = Stopwatch()
         do {
@@ -25,8 +27,10 @@ public struct ConnectionChecks: Sendable {
     }
 
     /// Runs `body` over these checks and returns what ran with the error that stopped it.
-    public static func collect(progress: @escaping ProgressReporter,
-                               _ body: (inout ConnectionChecks) async throws(RPCError) -> Void) async -> ([ConnectionCheck], RPCError?) {
+    public static func collect(
+        progress: @escaping ProgressReporter,
+        _ body: (inout ConnectionChecks) async throws(RPCError) -> Void
+    ) async -> ([ConnectionCheck], RPCError?) {
         var checks = ConnectionChecks(progress: progress)
         do {
             try await body(&checks)

@@ -6,32 +6,39 @@ extension HTTPError {
     /// libcurl failures become the contract's kinds here, once.
     public var rpcError: RPCError {
         switch self {
-        case let .certificateUntrusted(host, sha256, subject, issuer, notAfter, pem):
-            return RPCError(.certificateUntrusted, "The certificate of \(host) is not trusted.",
-                            hint: "Check the certificate (its SHA-256 fingerprint is \(sha256)); if it is the right one, call trustCertificate with this host and fingerprint, or start syncwizard with --ca-file for your company's CA.",
-                            details: JSONObject([("host", .string(host)), ("sha256", .string(sha256)), ("subject", .string(subject)),
-                                                 ("issuer", .string(issuer)), ("notAfter", .string(notAfter)), ("pem", .string(pem))]))
-        case let .hostUnreachable(host, detail):
-            return RPCError(.hostUnreachable, "Cannot reach \(host): \(detail).",
-                            hint: "Check the host name, the network and any proxy (https_proxy).",
-                            details: JSONObject([("host", .string(host))]))
-        case let .timeout(host):
+        case .certificateUntrusted(let host, let sha256, let subject, let issuer, let notAfter, let pem):
+            return RPCError(
+                .certificateUntrusted, "The certificate of \(host) is not trusted.",
+                hint:
+                    "Check the certificate (its SHA-256 fingerprint is \(sha256)); if it is the right one, call trustCertificate with this host and fingerprint, or start syncwizard with --ca-file for your company's CA.",
+                details: JSONObject([
+                    ("host", .string(host)), ("sha256", .string(sha256)), ("subject", .string(subject)),
+                    ("issuer", .string(issuer)), ("notAfter", .string(notAfter)), ("pem", .string(pem)),
+                ]))
+        case .hostUnreachable(let host, let detail):
+            return RPCError(
+                .hostUnreachable, "Cannot reach \(host): \(detail).",
+                hint: "Check the host name, the network and any proxy (https_proxy).",
+                details: JSONObject([("host", .string(host))]))
+        case .timeout(let host):
             return RPCError(.timeout, "\(host) did not answer in time.", details: JSONObject([("host", .string(host))]))
-        case let .responseTooLarge(limit):
-            return RPCError(.serverError, "The server sent more than \(limit) bytes; syncwizard stopped reading.",
-                            details: JSONObject([("limitBytes", .int(limit))]))
+        case .responseTooLarge(let limit):
+            return RPCError(
+                .serverError, "The server sent more than \(limit) bytes; syncwizard stopped reading.",
+                details: JSONObject([("limitBytes", .int(limit))]))
         case .cancelled:
             return .cancelled
-        case let .tlsFailure(host, detail):
+        case .tlsFailure(let host, let detail):
             return RPCError(.hostUnreachable, "The secure connection to \(host) failed: \(detail).", details: JSONObject([("host", .string(host))]))
-        case let .insecureCredentials(host):
-            return RPCError(.endpointInvalid, "Refusing to send credentials to \(host) without https.",
-                            details: JSONObject([("host", .string(host))]))
-        case let .invalidRequest(reason):
+        case .insecureCredentials(let host):
+            return RPCError(
+                .endpointInvalid, "Refusing to send credentials to \(host) without https.",
+                details: JSONObject([("host", .string(host))]))
+        case .invalidRequest(let reason):
             return RPCError(.endpointInvalid, "The URL cannot be used: \(reason).")
-        case let .invalidConfiguration(reason):
+        case .invalidConfiguration(let reason):
             return RPCError(.internalError, "The HTTP client is misconfigured: \(reason).")
-        case let .transport(_, detail):
+        case .transport(_, let detail):
             return RPCError(.hostUnreachable, "The connection failed: \(detail).")
         }
     }

@@ -1,8 +1,8 @@
 import ConnectorCore
 import DNS
 import HTTP
-import Threading
 import RPCCore
+import Threading
 import WizardContract
 
 /// Finds a mailbox's EWS and OAB URLs with Autodiscover POX, in Microsoft's order:
@@ -36,8 +36,10 @@ public struct Autodiscover: Sendable {
     let attemptTimeoutSeconds: Double
     let pins: @Sendable (String) -> [String]
 
-    public init(client: any HTTPTransport, resolver: SRVResolver, budgetSeconds: Double = 15, attemptTimeoutSeconds: Double = 10,
-                pins: @escaping @Sendable (String) -> [String] = { _ in [] }) {
+    public init(
+        client: any HTTPTransport, resolver: SRVResolver, budgetSeconds: Double = 15, attemptTimeoutSeconds: Double = 10,
+        pins: @escaping @Sendable (String) -> [String] = { _ in [] }
+    ) {
         self.client = client
         self.resolver = resolver
         self.budgetSeconds = budgetSeconds
@@ -49,8 +51,9 @@ public struct Autodiscover: Sendable {
         guard let domain = EmailAddress.domain(of: account.email) else {
             throw AutodiscoverFailure(error: .invalidParams(field: "email", "'email' must be an e-mail address."), attempts: [])
         }
-        let run = AutodiscoverRun(settings: self, account: account, originalDomain: domain,
-                                  allowed: Set(allowRedirectHosts.map { $0.lowercased() }), progress: progress)
+        let run = AutodiscoverRun(
+            settings: self, account: account, originalDomain: domain,
+            allowed: Set(allowRedirectHosts.map { $0.lowercased() }), progress: progress)
         do {
             return try await run.start()
         } catch {
@@ -178,8 +181,10 @@ final class AutodiscoverRun: Sendable {
     /// One pass over the candidates for one address.
     func discover(email: String, domain: String, failures: inout [Failure]) async throws(RPCError) -> CandidateResult? {
         // 1. Both https candidates at once.
-        let candidates = ["https://\(domain)/autodiscover/autodiscover.xml",
-                          "https://autodiscover.\(domain)/autodiscover/autodiscover.xml"]
+        let candidates = [
+            "https://\(domain)/autodiscover/autodiscover.xml",
+            "https://autodiscover.\(domain)/autodiscover/autodiscover.xml",
+        ]
         let first = await probeConcurrently(candidates, email: email)
         if let decisive = first.first(where: \.isDecisive) { return decisive }
         failures += first.compactMap { if case .failed(let f) = $0 { f } else { nil } }
@@ -263,9 +268,10 @@ final class AutodiscoverRun: Sendable {
         }
         var headers = HTTPHeaders()
         headers.add("Content-Type", "text/xml; charset=utf-8")
-        let request = HTTPRequest(method: "POST", url: url, headers: headers, body: POX.requestBody(email: email),
-                                  timeoutSeconds: timeout, maxResponseBytes: 1 << 20,
-                                  pinnedCertificateSHA256: settings.pins(host))
+        let request = HTTPRequest(
+            method: "POST", url: url, headers: headers, body: POX.requestBody(email: email),
+            timeoutSeconds: timeout, maxResponseBytes: 1 << 20,
+            pinnedCertificateSHA256: settings.pins(host))
         let watch = Stopwatch()
         let response: HTTPResponse
         do {
@@ -352,9 +358,10 @@ final class AutodiscoverRun: Sendable {
             return []
         }
         let usable = records.filter { $0.port == 443 }
-        record(url: name, method: "SRV", outcome: usable.isEmpty ? "noRecords" : "records",
-               detail: usable.isEmpty ? "no SRV records on port 443" : usable.map { "\($0.target):\($0.port)" }.joined(separator: ", "),
-               durationMs: watch.elapsedMs)
+        record(
+            url: name, method: "SRV", outcome: usable.isEmpty ? "noRecords" : "records",
+            detail: usable.isEmpty ? "no SRV records on port 443" : usable.map { "\($0.target):\($0.port)" }.joined(separator: ", "),
+            durationMs: watch.elapsedMs)
         var results: [CandidateResult] = []
         for record in usable {
             guard remaining > 0 else { break }
@@ -368,9 +375,10 @@ final class AutodiscoverRun: Sendable {
     // MARK: - Errors
 
     func needsConfirmation(host: String) -> RPCError {
-        RPCError(.redirectNeedsConfirmation, "Autodiscover wants to continue at \(host), which is outside \(originalDomain).",
-                 hint: "If \(host) is your organisation's Exchange server, submit again with allowRedirectHosts: [\"\(host)\"].",
-                 details: JSONObject([("host", .string(host)), ("attempts", attempts.json)]))
+        RPCError(
+            .redirectNeedsConfirmation, "Autodiscover wants to continue at \(host), which is outside \(originalDomain).",
+            hint: "If \(host) is your organisation's Exchange server, submit again with allowRedirectHosts: [\"\(host)\"].",
+            details: JSONObject([("host", .string(host)), ("attempts", attempts.json)]))
     }
 
     func failed(_ failures: [Failure], reason: String? = nil) -> RPCError {
@@ -381,12 +389,14 @@ final class AutodiscoverRun: Sendable {
         }
         let unauthorized = failures.filter { if case .unauthorized = $0 { true } else { false } }.count
         if unauthorized > 0, unauthorized == attempts.filter({ $0.outcome == "unauthorized" || $0.outcome == "settings" }).count {
-            return RPCError(.invalidCredentials, "The Exchange server did not accept the user name and password.",
-                            hint: ExchangeHints.userNameForms, details: JSONObject([("attempts", attempts.json)]))
+            return RPCError(
+                .invalidCredentials, "The Exchange server did not accept the user name and password.",
+                hint: ExchangeHints.userNameForms, details: JSONObject([("attempts", attempts.json)]))
         }
         let why = reason.map { " (\($0))" } ?? ""
-        return RPCError(.autodiscoverFailed, "Autodiscover found no Exchange Web Services URL for \(account.email)\(why).",
-                        hint: "Enter the EWS URL (like https://mail.contoso.com/EWS/Exchange.asmx) and the Offline Address Book URL with overrideEndpoints.",
-                        details: JSONObject([("attempts", attempts.json)]))
+        return RPCError(
+            .autodiscoverFailed, "Autodiscover found no Exchange Web Services URL for \(account.email)\(why).",
+            hint: "Enter the EWS URL (like https://mail.contoso.com/EWS/Exchange.asmx) and the Offline Address Book URL with overrideEndpoints.",
+            details: JSONObject([("attempts", attempts.json)]))
     }
 }

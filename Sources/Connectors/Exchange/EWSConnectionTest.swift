@@ -56,11 +56,13 @@ public struct EWSConnectionTest: Sendable {
         var headers = HTTPHeaders()
         headers.add("Content-Type", "text/xml; charset=utf-8")
         if let mailbox = account.impersonateMailbox { headers.add("X-AnchorMailbox", mailbox) }
-        let request = HTTPRequest(method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: account.impersonateMailbox),
-                                  timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins(host))
+        let request = HTTPRequest(
+            method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: account.impersonateMailbox),
+            timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins(host))
         let outcome = try await ExchangeAuthentication.sendIntegrated(request, account: account, client: client)
-        let message = try EWS.interpretGetFolder(outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
-                                                 credentialsHint: ExchangeHints.userNameForms)
+        let message = try EWS.interpretGetFolder(
+            outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
+            credentialsHint: ExchangeHints.userNameForms)
         guard outcome.scheme != .none else { return message }
         let passedOver = outcome.notes.isEmpty ? "" : " (" + outcome.notes.joined(separator: "; ") + ")"
         return message + " Authenticated with \(outcome.scheme.label)\(passedOver)."
@@ -71,26 +73,31 @@ public struct EWSConnectionTest: Sendable {
         guard let host = RequestTarget.httpsHost(of: manifest) else {
             throw RPCError(.endpointInvalid, "The Offline Address Book URL is not an https URL.", details: ["field": "oabUrl"])
         }
-        let request = HTTPRequest(method: "GET", url: manifest, timeoutSeconds: timeoutSeconds, maxResponseBytes: 4 << 20,
-                                  pinnedCertificateSHA256: pins(host))
+        let request = HTTPRequest(
+            method: "GET", url: manifest, timeoutSeconds: timeoutSeconds, maxResponseBytes: 4 << 20,
+            pinnedCertificateSHA256: pins(host))
         let response = try await send(request, account: account)
         switch response.status {
         case 200:
             guard let root = try? XMLTreeParser.parse(response.body), root.name == "OAB" else {
-                throw RPCError(.endpointInvalid, "The Offline Address Book URL answers with something that is not an OAB manifest.",
-                               details: ["field": "oabUrl"])
+                throw RPCError(
+                    .endpointInvalid, "The Offline Address Book URL answers with something that is not an OAB manifest.",
+                    details: ["field": "oabUrl"])
             }
             return "The Offline Address Book manifest lists \(root.children("OAL").count) address list(s)."
         case 401:
-            throw RPCError(.invalidCredentials, "The Offline Address Book did not accept the user name and password.",
-                           hint: ExchangeHints.userNameForms, details: ["status": 401])
+            throw RPCError(
+                .invalidCredentials, "The Offline Address Book did not accept the user name and password.",
+                hint: ExchangeHints.userNameForms, details: ["status": 401])
         case 404:
-            throw RPCError(.endpointInvalid, "There is no Offline Address Book at that URL (HTTP 404).",
-                           hint: "Take the OAB URL from Exchange (Get-OabVirtualDirectory), ending with the OAB's id and a slash.",
-                           details: ["field": "oabUrl", "status": 404])
+            throw RPCError(
+                .endpointInvalid, "There is no Offline Address Book at that URL (HTTP 404).",
+                hint: "Take the OAB URL from Exchange (Get-OabVirtualDirectory), ending with the OAB's id and a slash.",
+                details: ["field": "oabUrl", "status": 404])
         default:
-            throw RPCError(.serverError, "The Offline Address Book answered with HTTP \(response.status).",
-                           details: ["status": .int(response.status), "responseCode": .null])
+            throw RPCError(
+                .serverError, "The Offline Address Book answered with HTTP \(response.status).",
+                details: ["status": .int(response.status), "responseCode": .null])
         }
     }
 }

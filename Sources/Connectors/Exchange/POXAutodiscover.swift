@@ -13,7 +13,8 @@ public enum POX {
     static let responseSchema = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
 
     static func requestBody(email: String) -> [UInt8] {
-        Array("""
+        Array(
+            """
             <?xml version="1.0" encoding="utf-8"?>
             <Autodiscover xmlns="\(requestNamespace)">
               <Request>
@@ -24,7 +25,10 @@ public enum POX {
             """.utf8)
     }
 
-    public enum ParseFailure: Error, Equatable { case invalidXML(String), unexpected(String) }
+    public enum ParseFailure: Error, Equatable {
+        case invalidXML(String)
+        case unexpected(String)
+    }
 
     /// Reads the Outlook response schema. Prefers EXPR (how a client outside the LAN reaches
     /// Exchange) over EXCH, and EwsUrl over ASUrl; ignores URLs that are not https.

@@ -27,9 +27,11 @@ public struct Google: OAuthProvider {
     }
 
     public func authorizationParameters(loginHint: String?) -> [(String, String)] {
-        var p = [("response_type", "code"),
-                 ("scope", (["openid", "email", "profile"] + Self.requiredScopes).joined(separator: " ")),
-                 ("access_type", "offline"), ("prompt", "consent")]
+        var p = [
+            ("response_type", "code"),
+            ("scope", (["openid", "email", "profile"] + Self.requiredScopes).joined(separator: " ")),
+            ("access_type", "offline"), ("prompt", "consent"),
+        ]
         if let loginHint {
             p.append(("login_hint", loginHint))
             if let domain = EmailAddress.domain(of: loginHint) { p.append(("hd", domain)) }
@@ -81,9 +83,10 @@ public struct Google: OAuthProvider {
     }
 
     public static func scopesError(_ missing: [String]) -> RPCError {
-        RPCError(.scopesNotGranted, "Google did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
-                 hint: "Sign in with Google again and, on the permissions page, click \"Select all\" before Continue.",
-                 details: ["missingScopes": .array(missing.map(JSONValue.string))])
+        RPCError(
+            .scopesNotGranted, "Google did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
+            hint: "Sign in with Google again and, on the permissions page, click \"Select all\" before Continue.",
+            details: ["missingScopes": .array(missing.map(JSONValue.string))])
     }
 
     static let trustedAppHint =
@@ -94,11 +97,13 @@ public struct Google: OAuthProvider {
         let details: JSONObject = ["error": .string(response.error)]
         switch response.error {
         case "admin_policy_enforced":
-            return RPCError(.appNotTrusted, "Your Google Workspace administrator has not allowed this app (admin_policy_enforced).",
-                            hint: Self.trustedAppHint + " (client ID \(clientId))", details: details)
+            return RPCError(
+                .appNotTrusted, "Your Google Workspace administrator has not allowed this app (admin_policy_enforced).",
+                hint: Self.trustedAppHint + " (client ID \(clientId))", details: details)
         case "org_internal":
-            return RPCError(.appNotTrusted, "This Google app is internal to another organization (org_internal).",
-                            hint: "Use a client ID of your own organization (setProviderSettings).", details: details)
+            return RPCError(
+                .appNotTrusted, "This Google app is internal to another organization (org_internal).",
+                hint: "Use a client ID of your own organization (setProviderSettings).", details: details)
         case "access_denied":
             return RPCError(.consentDenied, "The sign-in was declined.", hint: "Sign in again and click \"Select all\" and Continue.", details: details)
         case "invalid_grant":
@@ -110,8 +115,10 @@ public struct Google: OAuthProvider {
 
     static func get(_ url: String, token: String, http: any HTTPTransport) async throws(RPCError) -> (Int, JSONValue?) {
         do {
-            let response = try await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
-                                                           timeoutSeconds: 20, maxResponseBytes: 8 << 20))
+            let response = try await http.send(
+                HTTPRequest(
+                    url: url, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
+                    timeoutSeconds: 20, maxResponseBytes: 8 << 20))
             return (response.status, try? JSONParser.parse(response.body))
         } catch {
             throw error.rpcError
@@ -120,7 +127,8 @@ public struct Google: OAuthProvider {
 
     /// Directory users.list for the admin's own customer, first page.
     public static func listUsers(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
-        let (status, json) = try await get("https://admin.googleapis.com/admin/directory/v1/users?customer=my_customer&maxResults=100", token: token, http: http)
+        let (status, json) = try await get(
+            "https://admin.googleapis.com/admin/directory/v1/users?customer=my_customer&maxResults=100", token: token, http: http)
         switch status {
         case 200:
             let count = json?["users"]?.arrayValue?.count ?? 0
@@ -132,8 +140,9 @@ public struct Google: OAuthProvider {
             if message.contains("insufficient") || json?["error"]?["errors"]?.arrayValue?.first?["reason"] == "insufficientPermissions" {
                 throw scopesError([directoryScope])
             }
-            throw RPCError(.insufficientPrivileges, "The signed-in account may not list the domain's users (\(message)).",
-                           hint: "Sign in with a Google Workspace administrator account.", details: ["status": 403])
+            throw RPCError(
+                .insufficientPrivileges, "The signed-in account may not list the domain's users (\(message)).",
+                hint: "Sign in with a Google Workspace administrator account.", details: ["status": 403])
         default:
             throw RPCError(.serverError, "Google's Directory API answered HTTP \(status).", details: ["status": .int(status), "responseCode": .null])
         }

@@ -76,8 +76,10 @@ public struct Microsoft365: OAuthProvider {
     }
 
     public func authorizationParameters(loginHint: String?, prompt: String) -> [(String, String)] {
-        var p = [("response_type", "code"), ("scope", Self.delegatedScope),
-                 ("response_mode", "query"), ("prompt", prompt)]
+        var p = [
+            ("response_type", "code"), ("scope", Self.delegatedScope),
+            ("response_mode", "query"), ("prompt", prompt),
+        ]
         if let loginHint { p.append(("login_hint", loginHint)) }
         return p
     }
@@ -92,10 +94,13 @@ public struct Microsoft365: OAuthProvider {
     /// `/{tenant}/v2.0/adminconsent` answers `admin_consent=True` and no code.
     public func adminConsentLeg() throws(RPCError) -> ConsentLeg {
         guard tenant.lowercased() != "common" else {
-            throw .invalidParams(field: "adminConsent", "Admin consent needs the tenant (its id, its domain, or 'organizations'), not 'common': set it with setProviderSettings.")
+            throw .invalidParams(
+                field: "adminConsent", "Admin consent needs the tenant (its id, its domain, or 'organizations'), not 'common': set it with setProviderSettings."
+            )
         }
         return ConsentLeg(endpoint: adminConsentEndpoint, parameters: adminConsentParameters()) { answer in
-            answer["admin_consent"]?.lowercased() == "true" ? nil
+            answer["admin_consent"]?.lowercased() == "true"
+                ? nil
                 : RPCError(.consentDenied, "The administrator did not grant consent for the organization.", hint: Self.consentHint)
         }
     }
@@ -103,11 +108,13 @@ public struct Microsoft365: OAuthProvider {
     /// id_tokens name the user's own tenant in iss; with a fixed tenant it must be that one.
     public func expectations(nonce: String?) -> IDTokenExpectations {
         let configured = tenant.lowercased()
-        return IDTokenExpectations(issuer: nil, issuerCheck: { iss, claims in
-            guard let tid = claims["tid"]?.stringValue, iss == "https://\(Self.loginHost)/\(tid)/v2.0" else { return false }
-            let fixed = !["organizations", "common", "consumers"].contains(configured) && configured.contains("-") && !configured.contains(".")
-            return !fixed || tid.lowercased() == configured
-        }, audience: clientId, nonce: nonce)
+        return IDTokenExpectations(
+            issuer: nil,
+            issuerCheck: { iss, claims in
+                guard let tid = claims["tid"]?.stringValue, iss == "https://\(Self.loginHost)/\(tid)/v2.0" else { return false }
+                let fixed = !["organizations", "common", "consumers"].contains(configured) && configured.contains("-") && !configured.contains(".")
+                return !fixed || tid.lowercased() == configured
+            }, audience: clientId, nonce: nonce)
     }
 
     public func account(from claims: JSONObject) throws(RPCError) -> JSONObject { Self.account(from: claims) }
@@ -115,9 +122,10 @@ public struct Microsoft365: OAuthProvider {
     public func checkGranted(_ tokens: TokenResponse, redirect: [String: String]) throws(RPCError) {
         let missing = Self.missingScopes(granted: tokens.scope)
         guard missing.isEmpty else {
-            throw RPCError(.scopesNotGranted, "Microsoft did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
-                           hint: "Sign in again as a Global Administrator and accept all requested permissions, ticking \"Consent on behalf of your organization\".",
-                           details: ["missingScopes": .array(missing.map(JSONValue.string))])
+            throw RPCError(
+                .scopesNotGranted, "Microsoft did not grant every permission the synchronizer needs (\(missing.joined(separator: ", ")) missing).",
+                hint: "Sign in again as a Global Administrator and accept all requested permissions, ticking \"Consent on behalf of your organization\".",
+                details: ["missingScopes": .array(missing.map(JSONValue.string))])
         }
     }
 
@@ -125,8 +133,10 @@ public struct Microsoft365: OAuthProvider {
 
     /// The connection test: Graph directory and calendar, the organization-wide consent, and
     /// EWS (with a token for Exchange Online) when an EWS URL was set.
-    public func test(tokens: AccessTokenSource, ewsUrl: String?, mailbox: String?, http: any HTTPTransport,
-                     progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
+    public func test(
+        tokens: AccessTokenSource, ewsUrl: String?, mailbox: String?, http: any HTTPTransport,
+        progress: @escaping ProgressReporter
+    ) async -> ([ConnectionCheck], RPCError?) {
         await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
             let token = try await tokens.validated { token throws(RPCError) in _ = try await Self.graphGET("/v1.0/me", .me, token: token, http: http) }
             try await checks.run("graphDirectory", "Reading the directory through Microsoft Graph.") { () throws(RPCError) in
@@ -160,10 +170,11 @@ public struct Microsoft365: OAuthProvider {
     public static func missingScopes(granted: String?) -> [String] {
         guard let granted else { return [] }
         let prefix = graph.lowercased() + "/"
-        let have = Set(granted.split(separator: " ").map { scope -> String in
-            let lower = scope.lowercased()
-            return lower.hasPrefix(prefix) ? String(lower.dropFirst(prefix.count)) : lower
-        })
+        let have = Set(
+            granted.split(separator: " ").map { scope -> String in
+                let lower = scope.lowercased()
+                return lower.hasPrefix(prefix) ? String(lower.dropFirst(prefix.count)) : lower
+            })
         return requiredScopes.filter { !have.contains($0.lowercased()) }
     }
 
@@ -183,24 +194,33 @@ public struct Microsoft365: OAuthProvider {
         }
         switch code {
         case 90094?, 90093?, 90095?, 65001?, 900941?:
-            return RPCError(.adminApprovalRequired, "Microsoft says the app needs admin approval (AADSTS\(code!)).",
-                            hint: consentHint, details: details)
+            return RPCError(
+                .adminApprovalRequired, "Microsoft says the app needs admin approval (AADSTS\(code!)).",
+                hint: consentHint, details: details)
         case 65004?:
             return RPCError(.consentDenied, "The permissions were declined (AADSTS65004).", hint: "Sign in again and accept.", details: details)
         case 50076?, 50079?:
-            return RPCError(.mfaRequired, "Microsoft requires multi-factor authentication for this account (AADSTS\(code!)).",
-                            hint: "Complete the multi-factor prompt in the browser, or ask your administrator about the MFA policy for this app.", details: details)
+            return RPCError(
+                .mfaRequired, "Microsoft requires multi-factor authentication for this account (AADSTS\(code!)).",
+                hint: "Complete the multi-factor prompt in the browser, or ask your administrator about the MFA policy for this app.", details: details)
         case 53003?:
-            return RPCError(.conditionalAccessBlocked, "A Conditional Access policy of your organization blocked the sign-in (AADSTS53003).",
-                            hint: "Ask your administrator to allow this app (or this device and location) in Conditional Access.", details: details)
+            return RPCError(
+                .conditionalAccessBlocked, "A Conditional Access policy of your organization blocked the sign-in (AADSTS53003).",
+                hint: "Ask your administrator to allow this app (or this device and location) in Conditional Access.", details: details)
         case 70008?, 700082?, 50173?:
-            return RPCError(.reauthenticationRequired, "The Microsoft sign-in has expired or was revoked (AADSTS\(code!)).", hint: "Sign in with Microsoft again.", details: details)
+            return RPCError(
+                .reauthenticationRequired, "The Microsoft sign-in has expired or was revoked (AADSTS\(code!)).", hint: "Sign in with Microsoft again.",
+                details: details)
         default:
             switch response.error {
             case "access_denied":
-                return RPCError(.consentDenied, "The sign-in was declined\(said.map { ": \($0)" } ?? ".")", hint: "Sign in again and accept the requested permissions.", details: details)
+                return RPCError(
+                    .consentDenied, "The sign-in was declined\(said.map { ": \($0)" } ?? ".")", hint: "Sign in again and accept the requested permissions.",
+                    details: details)
             case "invalid_grant":
-                return RPCError(.reauthenticationRequired, "The Microsoft sign-in is no longer valid\(said.map { ": \($0)" } ?? ".")", hint: "Sign in with Microsoft again.", details: details)
+                return RPCError(
+                    .reauthenticationRequired, "The Microsoft sign-in is no longer valid\(said.map { ": \($0)" } ?? ".")",
+                    hint: "Sign in with Microsoft again.", details: details)
             case "authorization_declined":
                 return RPCError(.consentDenied, "The sign-in was declined on the device page.", details: details)
             case "expired_token":
@@ -218,8 +238,10 @@ public struct Microsoft365: OAuthProvider {
     public static func graphGET(_ path: String, _ call: GraphCall, token: String, http: any HTTPTransport) async throws(RPCError) -> JSONValue {
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(url: graph + path, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
-                                                       timeoutSeconds: 20, maxResponseBytes: 8 << 20))
+            response = try await http.send(
+                HTTPRequest(
+                    url: graph + path, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
+                    timeoutSeconds: 20, maxResponseBytes: 8 << 20))
         } catch {
             throw error.rpcError
         }
@@ -230,14 +252,18 @@ public struct Microsoft365: OAuthProvider {
             throw RPCError(.reauthenticationRequired, "Microsoft Graph did not accept the access token.", hint: "Sign in with Microsoft again.")
         case 403:
             let resource = path.split(separator: "?").first ?? ""
-            throw RPCError(.insufficientPrivileges,
-                           "Microsoft Graph refused \(resource) (HTTP 403): it needs the delegated permission \(call.requestedPermission) (or one of \(call.permissions.joined(separator: ", "))), granted by an administrator, and an account allowed to read it.",
-                           hint: consentHint,
-                           details: ["responseCode": json?["error"]?["code"] ?? .null, "missingPermission": .string(call.requestedPermission),
-                                     "sufficientPermissions": .array(call.permissions.map(JSONValue.string))])
+            throw RPCError(
+                .insufficientPrivileges,
+                "Microsoft Graph refused \(resource) (HTTP 403): it needs the delegated permission \(call.requestedPermission) (or one of \(call.permissions.joined(separator: ", "))), granted by an administrator, and an account allowed to read it.",
+                hint: consentHint,
+                details: [
+                    "responseCode": json?["error"]?["code"] ?? .null, "missingPermission": .string(call.requestedPermission),
+                    "sufficientPermissions": .array(call.permissions.map(JSONValue.string)),
+                ])
         default:
-            throw RPCError(.serverError, "Microsoft Graph answered HTTP \(response.status).",
-                           details: ["status": .int(response.status), "responseCode": json?["error"]?["code"] ?? .null])
+            throw RPCError(
+                .serverError, "Microsoft Graph answered HTTP \(response.status).",
+                details: ["status": .int(response.status), "responseCode": json?["error"]?["code"] ?? .null])
         }
     }
 
@@ -257,22 +283,26 @@ public struct Microsoft365: OAuthProvider {
     /// with consentType AllPrincipals covering the needed scopes. A grant for one principal means
     /// the admin consented for themselves only ("Consent on behalf of your organization" unticked).
     public func checkOrganizationConsent(token: String, http: any HTTPTransport) async throws(RPCError) -> String {
-        let principals = try await Self.graphGET("/v1.0/servicePrincipals?$filter=appId%20eq%20'\(FormEncoding.encode(clientId))'&$select=id", .servicePrincipals, token: token, http: http)
+        let principals = try await Self.graphGET(
+            "/v1.0/servicePrincipals?$filter=appId%20eq%20'\(FormEncoding.encode(clientId))'&$select=id", .servicePrincipals, token: token, http: http)
         guard let principalId = principals["value"]?.arrayValue?.first?["id"]?.stringValue else {
             throw RPCError(.organizationConsentMissing, "The app has not been consented to in this organization.", hint: Self.organizationHint)
         }
-        let grants = try await Self.graphGET("/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'\(FormEncoding.encode(principalId))'", .permissionGrants, token: token, http: http)
+        let grants = try await Self.graphGET(
+            "/v1.0/oauth2PermissionGrants?$filter=clientId%20eq%20'\(FormEncoding.encode(principalId))'", .permissionGrants, token: token, http: http)
         let all = grants["value"]?.arrayValue ?? []
         let organizationWide = all.filter { $0["consentType"]?.stringValue == "AllPrincipals" }
         guard !organizationWide.isEmpty else {
-            throw RPCError(.organizationConsentMissing, "The permissions were granted for the signing-in administrator only, not for the whole organization.",
-                           hint: Self.organizationHint, details: ["grants": .int(all.count)])
+            throw RPCError(
+                .organizationConsentMissing, "The permissions were granted for the signing-in administrator only, not for the whole organization.",
+                hint: Self.organizationHint, details: ["grants": .int(all.count)])
         }
         let scopes = organizationWide.compactMap { $0["scope"]?.stringValue }.joined(separator: " ")
         let missing = Self.missingScopes(granted: scopes)
         guard missing.isEmpty else {
-            throw RPCError(.scopesNotGranted, "The organization-wide consent lacks \(missing.joined(separator: ", ")).",
-                           hint: Self.organizationHint, details: ["missingScopes": .array(missing.map(JSONValue.string))])
+            throw RPCError(
+                .scopesNotGranted, "The organization-wide consent lacks \(missing.joined(separator: ", ")).",
+                hint: Self.organizationHint, details: ["missingScopes": .array(missing.map(JSONValue.string))])
         }
         return "The organization has consented to the app for all users."
     }
@@ -284,7 +314,8 @@ public struct Microsoft365: OAuthProvider {
     public static func discoverEWS(email: String, http: any HTTPTransport) async -> String {
         let url = outlook + "/autodiscover/autodiscover.json?Email=\(FormEncoding.encode(email))&Protocol=EWS"
         guard let response = try? await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json"], timeoutSeconds: 10, maxResponseBytes: 65536)),
-              response.status == 200, let ews = (try? JSONParser.parse(response.body))?["Url"]?.stringValue, HTTPSURL.host(of: ews) != nil else {
+            response.status == 200, let ews = (try? JSONParser.parse(response.body))?["Url"]?.stringValue, HTTPSURL.host(of: ews) != nil
+        else {
             return defaultEWSURL
         }
         return ews
@@ -296,8 +327,10 @@ public struct Microsoft365: OAuthProvider {
         headers.add("X-AnchorMailbox", mailbox)
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: nil),
-                                                       timeoutSeconds: 20, maxResponseBytes: 1 << 20))
+            response = try await http.send(
+                HTTPRequest(
+                    method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: nil),
+                    timeoutSeconds: 20, maxResponseBytes: 1 << 20))
         } catch {
             throw error.rpcError
         }

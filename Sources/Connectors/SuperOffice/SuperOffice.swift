@@ -48,15 +48,18 @@ public struct SuperOffice: OAuthProvider {
 
     public func mapError(_ response: OAuthErrorResponse) -> RPCError {
         response.error == "invalid_grant"
-            ? RPCError(.reauthenticationRequired, "SuperOffice no longer accepts the sign-in (\(response.description ?? "invalid_grant")).",
-                       hint: "Sign in with SuperOffice again.", details: ["error": "invalid_grant"])
+            ? RPCError(
+                .reauthenticationRequired, "SuperOffice no longer accepts the sign-in (\(response.description ?? "invalid_grant")).",
+                hint: "Sign in with SuperOffice again.", details: ["error": "invalid_grant"])
             : OAuthErrors.standard(response)
     }
 
     /// The connection test: the State API (is the tenant running, where is its API), then
     /// currentPrincipal with the access token (refreshed once if SuperOffice rejects it).
-    public func test(context: String, tokens: AccessTokenSource, http: any HTTPTransport,
-                     progress: @escaping ProgressReporter) async -> ([ConnectionCheck], RPCError?) {
+    public func test(
+        context: String, tokens: AccessTokenSource, http: any HTTPTransport,
+        progress: @escaping ProgressReporter
+    ) async -> ([ConnectionCheck], RPCError?) {
         await ConnectionChecks.collect(progress: progress) { checks throws(RPCError) in
             var apiBase = ""
             try await checks.run("tenantState", "Asking SuperOffice whether tenant \(context) is running.", percent: 10) { () throws(RPCError) in
@@ -94,20 +97,24 @@ public struct SuperOffice: OAuthProvider {
     public func tenantState(context: String, http: any HTTPTransport) async throws(RPCError) -> (apiBase: String, state: String) {
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(url: stateEndpoint(context: context), headers: ["Accept": "application/json"],
-                                                       timeoutSeconds: 20, maxResponseBytes: 1 << 20))
+            response = try await http.send(
+                HTTPRequest(
+                    url: stateEndpoint(context: context), headers: ["Accept": "application/json"],
+                    timeoutSeconds: 20, maxResponseBytes: 1 << 20))
         } catch {
             throw error.rpcError
         }
         guard response.status == 200, let json = try? JSONParser.parse(response.body) else {
-            throw RPCError(.serverError, "SuperOffice's State API answered with HTTP \(response.status).",
-                           details: ["status": .int(response.status), "responseCode": .null])
+            throw RPCError(
+                .serverError, "SuperOffice's State API answered with HTTP \(response.status).",
+                details: ["status": .int(response.status), "responseCode": .null])
         }
         let state = json["State"]?.stringValue ?? "Unknown"
         guard json["IsRunning"]?.boolValue == true else {
-            throw RPCError(.tenantNotRunning, "The SuperOffice tenant \(context) is not running (state \(state)).",
-                           hint: "Ask your SuperOffice administrator; the tenant may be suspended or in maintenance.",
-                           details: ["state": .string(state)])
+            throw RPCError(
+                .tenantNotRunning, "The SuperOffice tenant \(context) is not running (state \(state)).",
+                hint: "Ask your SuperOffice administrator; the tenant may be suspended or in maintenance.",
+                details: ["state": .string(state)])
         }
         var api = json["Api"]?.stringValue ?? (json["Endpoint"]?.stringValue.map { $0 + "/api" } ?? "")
         guard HTTPSURL.host(of: api) != nil else {
@@ -122,9 +129,11 @@ public struct SuperOffice: OAuthProvider {
     public static func currentPrincipal(apiBase: String, accessToken: String, http: any HTTPTransport) async throws(RPCError) -> String {
         let response: HTTPResponse
         do {
-            response = try await http.send(HTTPRequest(url: apiBase + "v1/User/currentPrincipal",
-                                                       headers: ["Accept": "application/json", "Authorization": "Bearer \(accessToken)"],
-                                                       timeoutSeconds: 20, maxResponseBytes: 4 << 20))
+            response = try await http.send(
+                HTTPRequest(
+                    url: apiBase + "v1/User/currentPrincipal",
+                    headers: ["Accept": "application/json", "Authorization": "Bearer \(accessToken)"],
+                    timeoutSeconds: 20, maxResponseBytes: 4 << 20))
         } catch {
             throw error.rpcError
         }
@@ -136,11 +145,13 @@ public struct SuperOffice: OAuthProvider {
         case 401:
             throw RPCError(.reauthenticationRequired, "SuperOffice did not accept the access token.", hint: "Sign in with SuperOffice again.")
         case 421:
-            throw RPCError(.serverError, "SuperOffice says the API host is wrong for this tenant (HTTP 421).",
-                           details: ["status": 421, "responseCode": .null])
+            throw RPCError(
+                .serverError, "SuperOffice says the API host is wrong for this tenant (HTTP 421).",
+                details: ["status": 421, "responseCode": .null])
         default:
-            throw RPCError(.serverError, "SuperOffice's API answered with HTTP \(response.status).",
-                           details: ["status": .int(response.status), "responseCode": .null])
+            throw RPCError(
+                .serverError, "SuperOffice's API answered with HTTP \(response.status).",
+                details: ["status": .int(response.status), "responseCode": .null])
         }
     }
 }

@@ -1,5 +1,3 @@
-
-
 /// Ends the process with status 0 once running requests are answered.
 public enum Exit: RPCNotification {
     public static let name = "exit"

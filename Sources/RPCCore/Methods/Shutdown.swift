@@ -1,5 +1,3 @@
-
-
 /// Finish in-flight work and refuse new requests; `exit` then ends the process.
 public enum Shutdown: RPCMethod {
     public static let name = "shutdown"

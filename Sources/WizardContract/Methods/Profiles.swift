@@ -8,4 +8,3 @@ public struct ProfileIDParams: RPCParams, Equatable {
         profileId = try reader.profileId()
     }
 }
-

@@ -11,8 +11,10 @@ public struct ProviderSettings: Sendable, Equatable, JSONRepresentable {
     /// Microsoft only (default `organizations`).
     public var tenant: String?
 
-    public init(system: System, clientId: String, hasClientSecret: Bool = false,
-                environment: SuperOfficeEnvironment? = nil, tenant: String? = nil) {
+    public init(
+        system: System, clientId: String, hasClientSecret: Bool = false,
+        environment: SuperOfficeEnvironment? = nil, tenant: String? = nil
+    ) {
         self.system = system
         self.clientId = clientId
         self.hasClientSecret = hasClientSecret
@@ -32,10 +34,12 @@ public struct ProviderSettings: Sendable, Equatable, JSONRepresentable {
 
     public init?(json: JSONValue) {
         guard let system = json["system"]?.stringValue.flatMap(System.init(rawValue:)), system.usesOAuth,
-              let clientId = json["clientId"]?.stringValue else { return nil }
-        self.init(system: system, clientId: clientId,
-                  hasClientSecret: json["hasClientSecret"]?.boolValue ?? false,
-                  environment: json["environment"]?.stringValue.flatMap(SuperOfficeEnvironment.init(rawValue:)),
-                  tenant: json["tenant"]?.stringValue)
+            let clientId = json["clientId"]?.stringValue
+        else { return nil }
+        self.init(
+            system: system, clientId: clientId,
+            hasClientSecret: json["hasClientSecret"]?.boolValue ?? false,
+            environment: json["environment"]?.stringValue.flatMap(SuperOfficeEnvironment.init(rawValue:)),
+            tenant: json["tenant"]?.stringValue)
     }
 }

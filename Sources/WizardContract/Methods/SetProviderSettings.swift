@@ -29,7 +29,8 @@ public enum SetProviderSettings: RPCMethod {
                     ($0.properties.isASCIIHexDigit || $0.properties.isAlphabetic && $0.isASCII) || "-._".unicodeScalars.contains($0) || ("0"..."9").contains($0)
                 }
                 guard !tenant.isEmpty, allowed else {
-                    throw .invalidParams(field: "tenant", "'tenant' must be a tenant id, a domain such as contoso.onmicrosoft.com, 'organizations' or 'common'.")
+                    throw .invalidParams(
+                        field: "tenant", "'tenant' must be a tenant id, a domain such as contoso.onmicrosoft.com, 'organizations' or 'common'.")
                 }
             }
         }

@@ -27,10 +27,15 @@ public enum StartSignIn: RPCMethod {
                 throw .invalidParams(field: "adminConsent", "'adminConsent' applies to microsoft365 only.")
             }
             if flow == .deviceCode, system == .superOffice {
-                throw .invalidParams(field: "flow", "SuperOffice does not offer the device code flow; use the browser flow (completeSignIn covers a browser on another machine).")
+                throw .invalidParams(
+                    field: "flow", "SuperOffice does not offer the device code flow; use the browser flow (completeSignIn covers a browser on another machine)."
+                )
             }
             if flow == .deviceCode, system == .google {
-                throw .invalidParams(field: "flow", "Google's device flow does not allow the Directory and Calendar scopes this sign-in needs; use the browser flow (completeSignIn covers a browser on another machine).")
+                throw .invalidParams(
+                    field: "flow",
+                    "Google's device flow does not allow the Directory and Calendar scopes this sign-in needs; use the browser flow (completeSignIn covers a browser on another machine)."
+                )
             }
         }
     }
@@ -54,8 +59,10 @@ public enum StartSignIn: RPCMethod {
             Result(signInId: signInId, flow: .deviceCode, userCode: userCode, verificationUri: verificationUri, message: message, expiresAt: expiresAt)
         }
 
-        init(signInId: String, flow: Flow, authorizationUrl: String? = nil, redirectUri: String? = nil, userCode: String? = nil,
-             verificationUri: String? = nil, message: String? = nil, expiresAt: String) {
+        init(
+            signInId: String, flow: Flow, authorizationUrl: String? = nil, redirectUri: String? = nil, userCode: String? = nil,
+            verificationUri: String? = nil, message: String? = nil, expiresAt: String
+        ) {
             self.signInId = signInId
             self.flow = flow
             self.authorizationUrl = authorizationUrl
@@ -68,8 +75,10 @@ public enum StartSignIn: RPCMethod {
 
         public var json: JSONValue {
             var o = JSONObject([("signInId", .string(signInId)), ("flow", .string(flow.rawValue))])
-            for (name, value) in [("authorizationUrl", authorizationUrl), ("redirectUri", redirectUri), ("userCode", userCode),
-                                  ("verificationUri", verificationUri)] {
+            for (name, value) in [
+                ("authorizationUrl", authorizationUrl), ("redirectUri", redirectUri), ("userCode", userCode),
+                ("verificationUri", verificationUri),
+            ] {
                 if let value { o.append(name, .string(value)) }
             }
             o.append("expiresAt", .string(expiresAt))

@@ -21,8 +21,10 @@ public struct AutodiscoverAttempt: Sendable, Equatable, JSONRepresentable {
     }
 
     public var json: JSONValue {
-        ["url": .string(url), "method": .string(method), "outcome": .string(outcome),
-         "detail": .string(detail), "durationMs": .int(durationMs)]
+        [
+            "url": .string(url), "method": .string(method), "outcome": .string(outcome),
+            "detail": .string(detail), "durationMs": .int(durationMs),
+        ]
     }
 }
 
@@ -32,8 +34,10 @@ public struct EndpointsResult: Sendable, JSONRepresentable {
     public var endpointSource: EndpointSource?
     public var autodiscover: (ok: Bool, attempts: [AutodiscoverAttempt])?
 
-    public init(ewsUrl: String?, oabUrl: String?, endpointSource: EndpointSource?,
-                autodiscover: (ok: Bool, attempts: [AutodiscoverAttempt])? = nil) {
+    public init(
+        ewsUrl: String?, oabUrl: String?, endpointSource: EndpointSource?,
+        autodiscover: (ok: Bool, attempts: [AutodiscoverAttempt])? = nil
+    ) {
         self.ewsUrl = ewsUrl
         self.oabUrl = oabUrl
         self.endpointSource = endpointSource
@@ -58,8 +62,10 @@ public enum SubmitExchangeCredentials: RPCMethod {
     public static let name = "submitExchangeCredentials"
 
     public struct Params: RPCParams, Equatable {
-        public static let parameterNames = ["profileId", "userName", "domain", "email", "password", "autodiscover",
-                                            "allowRedirectHosts", "impersonateMailbox"]
+        public static let parameterNames = [
+            "profileId", "userName", "domain", "email", "password", "autodiscover",
+            "allowRedirectHosts", "impersonateMailbox",
+        ]
         public var profileId: String
         public var userName: String
         public var domain: String?
@@ -91,7 +97,9 @@ public enum SubmitExchangeCredentials: RPCMethod {
                 throw .invalidParams(field: "password", "'password' must not be empty.")
             }
             if userName.contains("\\") {
-                throw .invalidParams(field: "userName", "Enter the user name without the domain; put the domain in 'domain' (for DOMAIN\\alice: userName 'alice', domain 'DOMAIN').")
+                throw .invalidParams(
+                    field: "userName",
+                    "Enter the user name without the domain; put the domain in 'domain' (for DOMAIN\\alice: userName 'alice', domain 'DOMAIN').")
             }
             if let domain = self.domain, domain.contains("\\") || domain.contains("/") || domain.contains("@") {
                 throw .invalidParams(field: "domain", "'domain' is the Windows domain name, like CONTOSO or contoso.local.")

@@ -19,7 +19,8 @@ public enum TrustCertificate: RPCMethod {
                 throw .invalidParams(field: "host", "'host' must be a host name like mail.contoso.com.")
             }
             guard sha256.count == 64, sha256.allSatisfy({ $0.isHexDigit }) else {
-                throw .invalidParams(field: "sha256", "'sha256' must be the certificate's SHA-256 fingerprint: 64 hex digits, as certificateUntrusted reported it.")
+                throw .invalidParams(
+                    field: "sha256", "'sha256' must be the certificate's SHA-256 fingerprint: 64 hex digits, as certificateUntrusted reported it.")
             }
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 // The floor for a Swift JSON-RPC server: readLine(), Foundation's JSONSerialization to parse
 // the request, and the answer written as text around the request's id, nothing else.
 //
@@ -6,11 +8,10 @@
 // waiting for its answer always gets it at once, and a pipelined client gets one write per
 // chunk read instead of one per line.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import Foundation
 
 var pending: [UInt8] = []
 pending.reserveCapacity(1 << 16)
@@ -28,12 +29,12 @@ func flushPending() {
 
 /// True when stdio already holds more of stdin, i.e. the next readLine() will not block.
 func inputBuffered() -> Bool {
-#if canImport(Glibc)
-    let f = stdin!.pointee
-    return f._IO_read_ptr != nil && f._IO_read_ptr < f._IO_read_end
-#else
-    return false
-#endif
+    #if canImport(Glibc)
+        let f = stdin!.pointee
+        return f._IO_read_ptr != nil && f._IO_read_ptr < f._IO_read_end
+    #else
+        return false
+    #endif
 }
 
 /// The id as JSON text: integers and strings as sent, other numbers as Foundation prints them.
@@ -54,7 +55,8 @@ while let line = readLine(strippingNewline: true) {
         if object["method"] as? String == "ping" {
             answer = #"{"jsonrpc":"2.0","id":"# + idText(object["id"]) + #","result":{}}"#
         } else {
-            answer = #"{"jsonrpc":"2.0","id":"# + idText(object["id"])
+            answer =
+                #"{"jsonrpc":"2.0","id":"# + idText(object["id"])
                 + #","error":{"code":-32601,"message":"Method not found"}}"#
         }
     } else {

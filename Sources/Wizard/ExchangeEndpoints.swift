@@ -52,9 +52,12 @@ extension WizardService {
             client: try network.http(), resolver: network.resolver,
             budgetSeconds: network.options.autodiscoverBudgetSeconds,
             pins: { [profile = updated] host in profile.pins(for: host) })
+        let knownEndpoint = try await knownAutodiscoverEndpoint(for: params.email, besides: params.profileId)
         let found: Autodiscover.Outcome
         do throws(AutodiscoverFailure) {
-            found = try await autodiscover.run(account: account, allowRedirectHosts: params.allowRedirectHosts) { stage, message, percent in
+            found = try await autodiscover.run(
+                account: account, allowRedirectHosts: params.allowRedirectHosts, knownEndpoint: knownEndpoint
+            ) { stage, message, percent in
                 context.progress(stage: stage, message: message, percent: percent)
             }
         } catch {
@@ -71,6 +74,7 @@ extension WizardService {
             var endpoints = EndpointSettings(c.settings)
             endpoints.discoveredEwsUrl = found.ewsUrl
             endpoints.discoveredOabUrl = found.oabUrl
+            endpoints.discoveredAutodiscoverUrl = found.autodiscoverUrl
             endpoints.applyDiscovered(to: &c.settings)
             // A URL the user typed in stays in force until they change it.
             if endpoints.source != .override {
@@ -84,6 +88,16 @@ extension WizardService {
             profile.calendars[.exchange] = c
         }
         return endpoints(of: updated, autodiscover: (ok: true, attempts: found.attempts))
+    }
+
+    /// The Autodiscover URL that answered for another Exchange profile of the same e-mail domain:
+    /// learned once per organization.
+    func knownAutodiscoverEndpoint(for email: String, besides profileId: String) async throws(RPCError) -> String? {
+        guard let domain = EmailAddress.domain(of: email)?.lowercased() else { return nil }
+        return try await store.list().lazy.filter { $0.id != profileId && $0.calendarSystem == .exchange }
+            .map { ExchangeSettings($0.connection(for: .exchange).settings) }
+            .first { $0.email.flatMap(EmailAddress.domain(of:))?.lowercased() == domain && $0.endpoints.discoveredAutodiscoverUrl != nil }?
+            .endpoints.discoveredAutodiscoverUrl
     }
 
     func endpoints(of profile: Profile, autodiscover: (ok: Bool, attempts: [AutodiscoverAttempt])?) -> EndpointsResult {

@@ -17,6 +17,9 @@ public struct EndpointSettings: Sendable, Equatable {
     public var source: EndpointSource?
     public var discoveredEwsUrl: String?
     public var discoveredOabUrl: String?
+    /// The Autodiscover URL that answered (Exchange), asked first by the next profile of the
+    /// same e-mail domain.
+    public var discoveredAutodiscoverUrl: String?
 
     public init(_ settings: JSONObject) {
         ewsUrl = settings["ewsUrl"]?.stringValue
@@ -24,6 +27,7 @@ public struct EndpointSettings: Sendable, Equatable {
         source = settings["endpointSource"]?.stringValue.flatMap(EndpointSource.init(rawValue:))
         discoveredEwsUrl = settings["discoveredEwsUrl"]?.stringValue
         discoveredOabUrl = settings["discoveredOabUrl"]?.stringValue
+        discoveredAutodiscoverUrl = settings["discoveredAutodiscoverUrl"]?.stringValue
     }
 
     /// Writes the URLs in force (a missing OAB URL as null, as the profile always had it).
@@ -36,6 +40,7 @@ public struct EndpointSettings: Sendable, Equatable {
     public func applyDiscovered(to settings: inout JSONObject) {
         settings.put("discoveredEwsUrl", discoveredEwsUrl, null: false)
         settings.put("discoveredOabUrl", discoveredOabUrl, null: true)
+        settings.put("discoveredAutodiscoverUrl", discoveredAutodiscoverUrl, null: false)
     }
 }
 

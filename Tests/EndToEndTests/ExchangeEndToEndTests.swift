@@ -9,7 +9,7 @@ import WizardContract
 /// DNS server for SRV. Every host a run could reach is routed to the fakes, so their logs show
 /// any request that should not have happened.
 @Suite struct ExchangeEndToEndTests {
-    static let users: JSONValue = ["CONTOSO:alice:Passw0rd!", ":alice@contoso.test:Passw0rd!", "FABRIKAM:alice:Passw0rd!"]
+    static let users: JSONValue = ["CONTOSO:alice:Passw0rd!", ":alice@contoso.test:Passw0rd!", "FABRIKAM:alice:Passw0rd!", "CONTOSO:bob:Passw0rd!"]
     static let settings: JSONValue = [
         "action": "settings",
         "protocols": [
@@ -182,6 +182,43 @@ import WizardContract
         #expect(result["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
         #expect(Self.attempts(result["autodiscover"]?["attempts"]).contains { $0.url == "_autodiscover._tcp.contoso.test" && $0.outcome == "records" })
         #expect(!s.fake.requests().contains { $0["host"] == "other.contoso.test" }, "port 8443 records are not used")
+    }
+
+    /// Learned once per organization (issue 16.4): the second profile of contoso.test asks the
+    /// Autodiscover URL the first one found (through SRV) before anything else; an address that
+    /// URL does not know (Exchange answers per address) falls back to the usual walk.
+    @Test func anotherProfileOfTheDomainAsksTheLearnedEndpointFirst() async throws {
+        var aliceOnly = Self.settings.objectValue ?? [:]
+        aliceOnly["mailboxes"] = ["alice@contoso.test": []]
+        var bobOnly = Self.settings.objectValue ?? [:]
+        bobOnly["mailboxes"] = ["bob@contoso.test": []]
+        var mail = Self.mail.objectValue ?? [:]
+        mail["autodiscover"] = .object(aliceOnly)
+        let s = try await Self.setUp(
+            hosts: ["contoso.test": ["status": 404], "autodiscover.contoso.test": ["autodiscover": .object(bobOnly)], "mail.contoso.test": .object(mail)],
+            httpHosts: ["autodiscover.contoso.test": ["status": 404]],
+            srv: ["_autodiscover._tcp.contoso.test": [["priority": 0, "weight": 0, "port": 443, "target": "mail.contoso.test"]]])
+        let learned = "https://mail.contoso.test/autodiscover/autodiscover.xml"
+        let first = try await s.server.call("submitExchangeCredentials", Self.submit(s), timeout: 30)
+        #expect(Self.attempts(first["autodiscover"]?["attempts"]).last.map { [$0.url, $0.outcome] } == [learned, "settings"])
+
+        func newProfile(_ name: String) async throws -> Setup {
+            let id = try #require(try await s.server.call("createProfile", ["name": .string(name)])["id"])
+            _ = try await s.server.call("selectCalendarSystem", ["profileId": id, "system": "exchange"])
+            return Setup(fake: s.fake, server: s.server, profileId: id)
+        }
+        let before = s.fake.requests().count
+        let second = try await s.server.call("submitExchangeCredentials", Self.submit(try await newProfile("Second")), timeout: 30)
+        #expect(second["ewsUrl"] == "https://mail.contoso.test/EWS/Exchange.asmx")
+        #expect(Self.attempts(second["autodiscover"]?["attempts"]).map { [$0.url, $0.outcome] } == [[learned, "settings"]])
+        let asked = s.fake.requests().dropFirst(before)
+        #expect(asked.allSatisfy { $0["host"] == "mail.contoso.test" }, "nothing but the learned endpoint: \(asked)")
+
+        let bob = try await s.server.call(
+            "submitExchangeCredentials", Self.submit(try await newProfile("Bob"), user: "bob", email: "bob@contoso.test"), timeout: 30)
+        let tries = Self.attempts(bob["autodiscover"]?["attempts"])
+        #expect(tries.first.map { [$0.url, $0.outcome] } == [learned, "autodiscoverError"], "\(tries)")
+        #expect(tries.contains { $0.url == "https://autodiscover.contoso.test/autodiscover/autodiscover.xml" && $0.outcome == "settings" }, "\(tries)")
     }
 
     @Test func redirectOutsideTheDomainNeedsConfirmation() async throws {

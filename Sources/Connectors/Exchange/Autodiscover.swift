@@ -19,10 +19,17 @@ import WizardContract
 /// domain stops with `redirectNeedsConfirmation` unless the caller allowed that host; at most
 /// 10 redirects of every kind together, and the same (URL, address) pair or an address seen
 /// twice ends that path.
+///
+/// Learned once per organization: when another profile of the same e-mail domain already found
+/// its Autodiscover endpoint, that URL is asked first (`knownEndpoint`), so the candidates that
+/// failed for the organization are not walked again. Its answer is still this address's own
+/// (Autodiscover answers per address, protocols.md §7.1); when it fails, the walk runs as usual.
 public struct Autodiscover: Sendable {
     public struct Outcome: Sendable {
         public var ewsUrl: String
         public var oabUrl: String?
+        /// The Autodiscover URL that answered with the settings.
+        public var autodiscoverUrl: String
         public var attempts: [AutodiscoverAttempt]
     }
 
@@ -47,13 +54,15 @@ public struct Autodiscover: Sendable {
         self.pins = pins
     }
 
-    public func run(account: ExchangeAccount, allowRedirectHosts: [String], progress: @escaping ProgressReporter) async throws(AutodiscoverFailure) -> Outcome {
+    public func run(
+        account: ExchangeAccount, allowRedirectHosts: [String], knownEndpoint: String? = nil, progress: @escaping ProgressReporter
+    ) async throws(AutodiscoverFailure) -> Outcome {
         guard let domain = EmailAddress.domain(of: account.email) else {
             throw AutodiscoverFailure(error: .invalidParams(field: "email", "'email' must be an e-mail address."), attempts: [])
         }
         let run = AutodiscoverRun(
             settings: self, account: account, originalDomain: domain,
-            allowed: Set(allowRedirectHosts.map { $0.lowercased() }), progress: progress)
+            allowed: Set(allowRedirectHosts.map { $0.lowercased() }), knownEndpoint: knownEndpoint, progress: progress)
         do {
             return try await run.start()
         } catch {
@@ -75,6 +84,7 @@ final class AutodiscoverRun: Sendable {
     let account: ExchangeAccount
     let originalDomain: String
     let allowed: Set<String>
+    let knownEndpoint: String?
     let progress: ProgressReporter
     let deadline: Double
     private let state = MutexBox(State())
@@ -88,18 +98,22 @@ final class AutodiscoverRun: Sendable {
         var seenAddresses: Set<String> = []
     }
 
-    init(settings: Autodiscover, account: ExchangeAccount, originalDomain: String, allowed: Set<String>, progress: @escaping ProgressReporter) {
+    init(
+        settings: Autodiscover, account: ExchangeAccount, originalDomain: String, allowed: Set<String>, knownEndpoint: String?,
+        progress: @escaping ProgressReporter
+    ) {
         self.settings = settings
         self.account = account
         self.originalDomain = originalDomain
         self.allowed = allowed
+        self.knownEndpoint = knownEndpoint
         self.progress = progress
         self.deadline = monotonicSeconds() + settings.budgetSeconds
     }
 
     /// What one candidate came to.
     enum CandidateResult: Sendable {
-        case settings(ewsUrl: String, oabUrl: String?)
+        case settings(ewsUrl: String, oabUrl: String?, from: String)
         case redirectAddr(String)
         case needsConfirmation(host: String)
         case failed(Failure)
@@ -143,6 +157,12 @@ final class AutodiscoverRun: Sendable {
         state.withLock { $0.seenRequests.insert(url.lowercased() + " " + address.lowercased()).inserted }
     }
 
+    /// Takes a request back out of the loop set: the known endpoint asked first may be asked
+    /// again in its place in the walk.
+    func forgetVisit(url: String, address: String) {
+        _ = state.withLock { $0.seenRequests.remove(url.lowercased() + " " + address.lowercased()) }
+    }
+
     func firstVisit(address: String) -> Bool {
         state.withLock { $0.seenAddresses.insert(address.lowercased()).inserted }
     }
@@ -156,11 +176,12 @@ final class AutodiscoverRun: Sendable {
         while true {
             guard let domain = EmailAddress.domain(of: email) else { throw failed(failures) }
             progress("autodiscover", "Looking for the Exchange server of \(domain).", 5)
-            let result = try await discover(email: email, domain: domain, failures: &failures)
+            var result = await askKnownEndpointFirst(email: email, domain: domain, failures: &failures)
+            if result == nil { result = try await discover(email: email, domain: domain, failures: &failures) }
             switch result {
-            case .settings(let ews, let oab)?:
+            case .settings(let ews, let oab, let from)?:
                 progress("autodiscover", "Found EWS at \(ews).", 100)
-                return Autodiscover.Outcome(ewsUrl: ews, oabUrl: oab, attempts: attempts)
+                return Autodiscover.Outcome(ewsUrl: ews, oabUrl: oab, autodiscoverUrl: from, attempts: attempts)
             case .redirectAddr(let next)?:
                 // A new address restarts discovery; its domain must pass the same host rule.
                 guard let nextDomain = EmailAddress.domain(of: next) else { throw failed(failures) }
@@ -176,6 +197,21 @@ final class AutodiscoverRun: Sendable {
                 throw failed(failures)
             }
         }
+    }
+
+    /// The endpoint another profile of this organization found, for the address the run started
+    /// with; only when its host passes the same host rule as any candidate (no confirmation is
+    /// borrowed from another profile). Nil when there is none or it told nothing decisive.
+    func askKnownEndpointFirst(email: String, domain: String, failures: inout [Failure]) async -> CandidateResult? {
+        guard let known = knownEndpoint, email.lowercased() == account.email.lowercased(),
+            let host = RequestTarget.httpsHost(of: known), isAllowed(host)
+        else { return nil }
+        progress("autodiscover", "Asking \(known) first: it answered for another mailbox of \(domain).", 5)
+        let result = await post(url: known, email: email, viaRedirect: false)
+        if result.isDecisive { return result }
+        if case .failed(let failure) = result { failures.append(failure) }
+        forgetVisit(url: known, address: email)
+        return nil
     }
 
     /// One pass over the candidates for one address.
@@ -288,7 +324,7 @@ final class AutodiscoverRun: Sendable {
             switch POX.parse(response.body) {
             case .success(.settings(let ews, let oab)):
                 record(url: url, method: "POST", outcome: "settings", detail: "EWS \(ews)", durationMs: ms)
-                return .settings(ewsUrl: ews, oabUrl: oab)
+                return .settings(ewsUrl: ews, oabUrl: oab, from: url)
             case .success(.redirectAddr(let address)):
                 record(url: url, method: "POST", outcome: "redirectAddr", detail: "use the address \(address)", durationMs: ms)
                 return .redirectAddr(address)

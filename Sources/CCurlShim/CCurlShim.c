@@ -169,6 +169,10 @@ CURLcode ccurl_easy_setopt_callback(CURL *handle, CURLoption option, ccurl_data_
     return curl_loaded() ? curl.curl_easy_setopt(handle, option, value) : CURLE_FAILED_INIT;
 }
 
+CURLcode ccurl_easy_setopt_debug_callback(CURL *handle, ccurl_debug_callback value) {
+    return curl_loaded() ? curl.curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, value) : CURLE_FAILED_INIT;
+}
+
 CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_loaded() ? curl.curl_easy_getinfo(handle, info, value) : CURLE_FAILED_INIT;
 }

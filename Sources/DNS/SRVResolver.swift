@@ -151,10 +151,44 @@ public final class SRVResolver: Sendable {
         let outcome: Result<[SRVRecord], DNSError>? = await runOnOwnThread(
             name: "syncwizard-dns", timeout: remaining,
             onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) },
-            { Self.query(name: name, server: server, perTry: perTry, deadline: deadline, servers: servers) }
+            { Self.query(name: name, type: ns_t_srv, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: Self.parse) }
         )
         switch outcome {
         case .success(let records)?: return Self.rfc2782Order(records)
+        case .failure(let error)?: throw error
+        case nil: throw .timeout(server: servers.withLock { $0 })
+        }
+    }
+
+    /// The IPv4 (A) and IPv6 (AAAA) addresses of `name`, as text, through the same resolver and
+    /// server as `lookup` (both questions on one thread of its own, within `deadline`). An empty
+    /// list when the name has none (NXDOMAIN or no records); CNAMEs are followed in the answer.
+    public func addresses(of name: String, deadline: Double? = nil) async throws(DNSError) -> [String] {
+        if let rejectedServer { throw .invalidServer(rejectedServer) }
+        guard Self.isQueryName(name) else { throw .invalidName(name) }
+        let deadline = deadline ?? monotonicSeconds() + 2 * timeoutSeconds
+        let servers = MutexBox(server?.description ?? "of /etc/resolv.conf")
+        let remaining = deadline - monotonicSeconds()
+        guard remaining > 0 else { throw .timeout(server: servers.withLock { $0 }) }
+        let server = self.server
+        let perTry = timeoutSeconds
+        let outcome: Result<[String], DNSError>? = await runOnOwnThread(
+            name: "syncwizard-dns", timeout: remaining,
+            onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) },
+            {
+                var all: [String] = []
+                for type in [ns_t_a, ns_t_aaaa] {
+                    let parse: (UnsafeBufferPointer<UInt8>, String) -> Result<[String], DNSError> = { Self.parseAddresses($0, name: $1, type: type) }
+                    switch Self.query(name: name, type: type, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: parse) {
+                    case .success(let found): all += found
+                    case .failure(let error): return .failure(error)
+                    }
+                }
+                return .success(all)
+            }
+        )
+        switch outcome {
+        case .success(let addresses)?: return addresses
         case .failure(let error)?: throw error
         case nil: throw .timeout(server: servers.withLock { $0 })
         }
@@ -186,10 +220,10 @@ public final class SRVResolver: Sendable {
 
     /// One lookup on its own thread, blocking in res_nsend. `servers` learns the servers' text
     /// for the caller's timeout message.
-    static func query(
-        name: String, server: DNSServerAddress?, perTry: Double, deadline: Double,
-        servers: MutexBox<String>
-    ) -> Result<[SRVRecord], DNSError> {
+    static func query<T>(
+        name: String, type: ns_type, server: DNSServerAddress?, perTry: Double, deadline: Double,
+        servers: MutexBox<String>, parse: (UnsafeBufferPointer<UInt8>, String) -> Result<T, DNSError>
+    ) -> Result<T, DNSError> {
         let state = UnsafeMutablePointer<__res_state>.allocate(capacity: 1)
         state.initialize(to: __res_state())
         defer { state.deallocate() }
@@ -209,7 +243,7 @@ public final class SRVResolver: Sendable {
 
         var question = [UInt8](repeating: 0, count: Int(NS_PACKETSZ))
         let questionLength = res_nmkquery(
-            state, Int32(ns_o_query.rawValue), name, Int32(ns_c_in.rawValue), Int32(ns_t_srv.rawValue),
+            state, Int32(ns_o_query.rawValue), name, Int32(ns_c_in.rawValue), Int32(type.rawValue),
             nil, 0, nil, &question, Int32(question.count))
         guard questionLength > 0 else { return .failure(.invalidName(name)) }
         var answer = [UInt8](repeating: 0, count: Int(NS_MAXMSG))
@@ -220,7 +254,7 @@ public final class SRVResolver: Sendable {
             if code == ETIMEDOUT || code == 0 { return .failure(.timeout(server: described)) }
             return .failure(.unreachable(server: described, reason: String(cString: strerror(code))))
         }
-        return answer.withUnsafeBufferPointer { parse(UnsafeBufferPointer(rebasing: $0[..<Int(answerLength)]), name: name) }
+        return answer.withUnsafeBufferPointer { parse(UnsafeBufferPointer(rebasing: $0[..<Int(answerLength)]), name) }
     }
 
     /// glibc waits `retrans` whole seconds for the first server of a round (later ones get a
@@ -240,53 +274,84 @@ public final class SRVResolver: Sendable {
 
     /// The SRV records of a response to our question about `name`.
     static func parse(_ answer: UnsafeBufferPointer<UInt8>, name: String) -> Result<[SRVRecord], DNSError> {
-        var message = ns_msg()
-        guard ns_initparse(answer.baseAddress, Int32(answer.count), &message) == 0 else {
-            return .failure(.malformedResponse("its sections do not fit the message"))
-        }
-        func flag(_ which: ns_flag) -> Int { Int(ns_msg_getflag(message, Int32(which.rawValue))) }
-        guard flag(ns_f_qr) == 1, flag(ns_f_opcode) == Int(ns_o_query.rawValue) else {
-            return .failure(.malformedResponse("it is not a response to a query"))
-        }
-        guard flag(ns_f_tc) == 0 else { return .failure(.malformedResponse("it is truncated, over TCP too")) }
-        var record = ns_rr()
-        guard sw_ns_msg_count(&message, ns_s_qd) == 1, ns_parserr(&message, ns_s_qd, 0, &record) == 0,
-            record.type == ns_t_srv.rawValue, record.rr_class == ns_c_in.rawValue, sameName(ownerName(&record), name)
-        else {
-            return .failure(.malformedResponse("its question is not the one asked"))
-        }
-        let rcode = flag(ns_f_rcode)
-        if rcode == Int(ns_r_nxdomain.rawValue) { return .success([]) }
-        guard rcode == Int(ns_r_noerror.rawValue) else { return .failure(.serverFailure(rcode: rcode)) }
-
-        var owners = [name] // the name asked and the CNAME targets it leads to
         var records: [SRVRecord] = []
         var rejected: [String] = []
+        let walked = walkAnswers(answer, name: name, type: ns_t_srv) { message, data, index in
+            guard data.count >= 7, let target = expandName(message, data, at: 6) else {
+                return .malformedResponse("SRV record \(index + 1) does not parse")
+            }
+            guard target == "." || isHostName(target) else {
+                rejected.append(target)
+                return nil
+            }
+            func number(_ at: Int) -> UInt16 { UInt16(data[at]) << 8 | UInt16(data[at + 1]) }
+            records.append(SRVRecord(priority: number(0), weight: number(2), port: number(4), target: target))
+            return nil
+        }
+        if let walked { return .failure(walked) }
+        if records.isEmpty, let first = rejected.first { return .failure(.invalidTarget(first)) }
+        return .success(records)
+    }
+
+    /// The A or AAAA records of a response to our question about `name`, as text.
+    static func parseAddresses(_ answer: UnsafeBufferPointer<UInt8>, name: String, type: ns_type) -> Result<[String], DNSError> {
+        var addresses: [String] = []
+        let (family, length) = type == ns_t_a ? (AF_INET, 4) : (AF_INET6, 16)
+        let walked = walkAnswers(answer, name: name, type: type) { _, data, index in
+            guard data.count == length, let start = data.baseAddress else { return .malformedResponse("address record \(index + 1) has the wrong length") }
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard inet_ntop(family, start, &text, socklen_t(text.count)) != nil else { return .malformedResponse("address record \(index + 1) does not parse") }
+            addresses.append(text.decodedCString)
+            return nil
+        }
+        if let walked { return .failure(walked) }
+        return .success(addresses)
+    }
+
+    /// Checks that `answer` answers our question (`name`, `type`, class IN) and calls `each`
+    /// with every answer record of that type owned by `name` or a CNAME target it leads to.
+    /// NXDOMAIN is no records; another rcode is `.serverFailure`; `each` may end the walk with an error.
+    static func walkAnswers(
+        _ answer: UnsafeBufferPointer<UInt8>, name: String, type: ns_type,
+        _ each: (ns_msg, UnsafeBufferPointer<UInt8>, Int32) -> DNSError?
+    ) -> DNSError? {
+        var message = ns_msg()
+        guard ns_initparse(answer.baseAddress, Int32(answer.count), &message) == 0 else {
+            return .malformedResponse("its sections do not fit the message")
+        }
+        let parsed = message
+        func flag(_ which: ns_flag) -> Int { Int(ns_msg_getflag(parsed, Int32(which.rawValue))) }
+        guard flag(ns_f_qr) == 1, flag(ns_f_opcode) == Int(ns_o_query.rawValue) else {
+            return .malformedResponse("it is not a response to a query")
+        }
+        guard flag(ns_f_tc) == 0 else { return .malformedResponse("it is truncated, over TCP too") }
+        var record = ns_rr()
+        guard sw_ns_msg_count(&message, ns_s_qd) == 1, ns_parserr(&message, ns_s_qd, 0, &record) == 0,
+            record.type == type.rawValue, record.rr_class == ns_c_in.rawValue, sameName(ownerName(&record), name)
+        else {
+            return .malformedResponse("its question is not the one asked")
+        }
+        let rcode = flag(ns_f_rcode)
+        if rcode == Int(ns_r_nxdomain.rawValue) { return nil }
+        guard rcode == Int(ns_r_noerror.rawValue) else { return .serverFailure(rcode: rcode) }
+
+        var owners = [name] // the name asked and the CNAME targets it leads to
         for index in 0..<sw_ns_msg_count(&message, ns_s_an) {
             guard ns_parserr(&message, ns_s_an, index, &record) == 0 else {
-                return .failure(.malformedResponse("answer record \(index + 1) does not parse"))
+                return .malformedResponse("answer record \(index + 1) does not parse")
             }
             let owner = ownerName(&record)
             guard record.rr_class == ns_c_in.rawValue, owners.contains(where: { sameName($0, owner) }) else { continue }
             let data = UnsafeBufferPointer(start: record.rdata, count: Int(record.rdlength))
             if record.type == ns_t_cname.rawValue {
-                guard let alias = expandName(message, data, at: 0) else { return .failure(.malformedResponse("a CNAME target does not parse")) }
+                guard let alias = expandName(message, data, at: 0) else { return .malformedResponse("a CNAME target does not parse") }
                 owners.append(alias)
                 continue
             }
-            guard record.type == ns_t_srv.rawValue else { continue }
-            guard data.count >= 7, let target = expandName(message, data, at: 6) else {
-                return .failure(.malformedResponse("SRV record \(index + 1) does not parse"))
-            }
-            guard target == "." || isHostName(target) else {
-                rejected.append(target)
-                continue
-            }
-            func number(_ at: Int) -> UInt16 { UInt16(data[at]) << 8 | UInt16(data[at + 1]) }
-            records.append(SRVRecord(priority: number(0), weight: number(2), port: number(4), target: target))
+            guard record.type == type.rawValue else { continue }
+            if let error = each(message, data, index) { return error }
         }
-        if records.isEmpty, let first = rejected.first { return .failure(.invalidTarget(first)) }
-        return .success(records)
+        return nil
     }
 
     /// The name at `offset` of a record's data, which must end exactly where the data does; as

@@ -86,13 +86,28 @@ public enum EWS {
                 code, message: message.child("MessageText")?.text ?? code, status: response.status, mailbox: mailbox, impersonating: impersonating)
         }
         var description = "The calendar is reachable"
-        if let version = envelope.first("ServerVersionInfo") {
-            let parts = ["MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber"].compactMap { version.attributes[$0] }
-            if !parts.isEmpty { description += " (Exchange \(parts.joined(separator: ".")))" }
-        }
+        if let version = serverVersion(envelope) { description += " (Exchange \(version.build))" }
         if let impersonating { description += ", impersonating \(impersonating)" }
         return description + "."
     }
+
+    /// The s:Header's ServerVersionInfo: build "15.1.2507.6" and schema version ("V2017_07_11").
+    public static func serverVersion(of response: HTTPResponse) -> (build: String, schema: String?)? {
+        guard let envelope = try? XMLTreeParser.parse(response.body), envelope.name == "Envelope" else { return nil }
+        return serverVersion(envelope)
+    }
+
+    static func serverVersion(_ envelope: XMLElement) -> (build: String, schema: String?)? {
+        guard let version = envelope.first("ServerVersionInfo") else { return nil }
+        let parts = ["MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber"].compactMap { version.attributes[$0] }
+        return parts.isEmpty ? nil : (parts.joined(separator: "."), version.attributes["Version"])
+    }
+
+    /// Exchange Online's EWS is being retired in favour of Microsoft Graph (protocols.md §2.6):
+    /// blocked by default from 1 October 2026, switched off on 1 April 2027.
+    public static let exchangeOnlineHost = "outlook.office365.com"
+    public static let exchangeOnlineRetirement =
+        "Microsoft is retiring EWS in Exchange Online in favour of Microsoft Graph: it is blocked by default from 1 October 2026 and turned off on 1 April 2027."
 
     static func mapResponseCode(_ code: String, message: String, status: Int, mailbox: String, impersonating: String?) -> RPCError {
         let details: JSONObject = ["responseCode": .string(code), "status": .int(status)]

@@ -13,6 +13,10 @@ struct TransferSpec {
         /// still aborts the handshake unless the server's public key hashes to `publicKeyPin`
         /// ("sha256//<base64>"). This is the only place verification is relaxed.
         case pinned(publicKeyPin: String)
+        /// Diagnosis: TCP connect only (CONNECT_ONLY on an http URL), nothing sent.
+        case tcpProbe
+        /// Diagnosis: a verified TLS handshake only (CONNECT_ONLY), nothing sent over it.
+        case tlsProbe
     }
 
     var mode: Mode
@@ -43,6 +47,12 @@ struct TransferResult: Sendable {
     /// certinfo of the leaf certificate (certificate lookup, and a verified https transfer's new connection).
     var leafCertificate: [String: String] = [:]
     var connection = HTTPConnectionInfo()
+    /// OpenSSL's protocol version and cipher as libcurl reports them after the handshake
+    /// ("TLSv1.3 / TLS_AES_256_GCM_SHA384"; SSL_get_version, SSL_get_cipher), probes only.
+    var tlsSummary: String?
+    /// CURLINFO_CONNECT_TIME_T and CURLINFO_APPCONNECT_TIME_T in microseconds (0: not reached).
+    var connectMicros: Int = 0
+    var tlsMicros: Int = 0
 }
 
 /// One easy handle plus every piece of memory libcurl points into while it runs.
@@ -61,6 +71,8 @@ final class CurlTransfer: @unchecked Sendable {
     private var responseHeaders = HTTPHeaders()
     private var headerBytes = 0
     private var exceededLimit = false
+    /// Written by the debug callback (driver thread) in probe transfers.
+    fileprivate var tlsSummary: String?
 
     private struct State {
         var cancelled = false
@@ -79,7 +91,7 @@ final class CurlTransfer: @unchecked Sendable {
         switch spec.mode {
         case .certificateLookup: wantsCertificate = true
         case .verified: wantsCertificate = spec.scheme == "https"
-        case .pinned: wantsCertificate = false
+        case .pinned, .tcpProbe, .tlsProbe: wantsCertificate = false
         }
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
@@ -147,7 +159,22 @@ final class CurlTransfer: @unchecked Sendable {
             // A fresh connection (certinfo is only read on a new handshake) that nobody reuses.
             try set(CURLOPT_FRESH_CONNECT, 1)
             try set(CURLOPT_FORBID_REUSE, 1)
+            try captureTLSSummary()
             return // no method, headers, credentials or body on an unverified connection
+        case .tcpProbe:
+            try set(CURLOPT_CONNECT_ONLY, 1)
+            try set(CURLOPT_FRESH_CONNECT, 1)
+            try set(CURLOPT_FORBID_REUSE, 1)
+            return
+        case .tlsProbe:
+            try set(CURLOPT_SSL_VERIFYPEER, 1)
+            try set(CURLOPT_SSL_VERIFYHOST, 2)
+            try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
+            try set(CURLOPT_CONNECT_ONLY, 1)
+            try set(CURLOPT_FRESH_CONNECT, 1)
+            try set(CURLOPT_FORBID_REUSE, 1)
+            try captureTLSSummary()
+            return
         case .pinned(let publicKeyPin):
             // The pin, not the CA or the name, is the trust decision the user made for this
             // host (typically a self-signed on-premises server named differently).
@@ -179,6 +206,25 @@ final class CurlTransfer: @unchecked Sendable {
                 return transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: size * count))
             })
         try set(CURLOPT_HEADERDATA, pointer: me)
+    }
+
+    /// libcurl's OpenSSL backend reports the negotiated version and cipher only as an info
+    /// line ("SSL connection using TLSv1.3 / …", from SSL_get_version and SSL_get_cipher);
+    /// the debug callback keeps that one line and drops every other (headers never reach it:
+    /// only handshake-only transfers set this).
+    private func captureTLSSummary() throws(HTTPError) {
+        try set(CURLOPT_VERBOSE, 1)
+        try check(
+            ccurl_easy_setopt_debug_callback(easy) { _, type, data, size, userdata in
+                guard type == CURLINFO_TEXT, let data, let userdata else { return 0 }
+                let transfer = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                let prefix = "SSL connection using "
+                guard transfer.tlsSummary == nil, size > prefix.utf8.count, size < 512 else { return 0 }
+                let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
+                if line.hasPrefix(prefix) { transfer.tlsSummary = String(line.dropFirst(prefix.count)).trimmingWhitespace().filter { $0 != "\n" } }
+                return 0
+            })
+        try set(CURLOPT_DEBUGDATA, pointer: Unmanaged.passUnretained(self).toOpaque())
     }
 
     private func configureMethodAndBody(_ spec: TransferSpec) throws(HTTPError) {
@@ -354,6 +400,10 @@ final class CurlTransfer: @unchecked Sendable {
         result.body = responseBody
         if wantsCertificate { result.leafCertificate = readLeafCertificate() }
         result.connection = readConnection(certificate: result.leafCertificate["Cert"])
+        result.tlsSummary = tlsSummary
+        var micros: curl_off_t = 0
+        if ccurl_easy_getinfo_off_t(easy, CURLINFO_CONNECT_TIME_T, &micros) == CURLE_OK { result.connectMicros = Int(micros) }
+        if ccurl_easy_getinfo_off_t(easy, CURLINFO_APPCONNECT_TIME_T, &micros) == CURLE_OK { result.tlsMicros = Int(micros) }
         let continuation = state.withLock { state in
             defer { state.continuation = nil }
             return state.continuation

@@ -121,18 +121,18 @@ public final class HTTPClient: Sendable {
             requireHTTP11: request.requireHTTP11)
     }
 
-    private func remainingMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {
+    func remainingMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {
         let ms = ContinuousClock.now.duration(to: deadline).wholeMilliseconds
         guard ms > 0 else { throw .timeout(host: target.host) }
         return ms
     }
 
-    private func connectTimeoutMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {
+    func connectTimeoutMs(_ deadline: ContinuousClock.Instant, _ target: RequestTarget) throws(HTTPError) -> Int {
         min(try remainingMs(deadline, target), max(1, Int(configuration.connectTimeoutSeconds * 1000)))
     }
 
     /// Runs one transfer on the driver thread; task cancellation removes it from the multi handle.
-    private func perform(_ spec: TransferSpec, _ target: RequestTarget) async throws(HTTPError) -> TransferResult {
+    func perform(_ spec: TransferSpec, _ target: RequestTarget) async throws(HTTPError) -> TransferResult {
         if Task.isCancelled { throw .cancelled }
         let transfer = try CurlTransfer(spec: spec, configuration: configuration, caBundle: caBundle)
         let driver = self.driver

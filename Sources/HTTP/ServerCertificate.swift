@@ -12,7 +12,11 @@ struct ServerCertificate {
     var subject: String
     var issuer: String
     var notAfter: String
+    var notAfterEpoch: Int64
     var pem: String
+    /// The DNS names of the Subject Alternative Name extension, as libcurl's certinfo lists it
+    /// ("X509v3 Subject Alternative Name:DNS:a, DNS:b").
+    var subjectAltNames: [String]
 
     /// `fields` are certinfo's "Subject", "Issuer", "Cert" (PEM) entries for the leaf.
     init?(certinfo fields: [String: String]) {
@@ -25,6 +29,11 @@ struct ServerCertificate {
         subject = fields["Subject"] ?? ""
         issuer = fields["Issuer"] ?? ""
         notAfter = Self.iso8601(facts.not_after)
+        notAfterEpoch = facts.not_after
+        subjectAltNames = (fields["X509v3 Subject Alternative Name"] ?? "").split(separator: ",").compactMap { entry in
+            let item = entry.split(separator: ":", maxSplits: 1).map { String($0).trimmingWhitespace() }
+            return item.count == 2 && item[0] == "DNS" ? item[1] : nil
+        }
         self.pem = pem.hasSuffix("\n") ? pem : pem + "\n"
     }
 

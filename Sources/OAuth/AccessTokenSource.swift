@@ -9,10 +9,24 @@ public struct AccessTokenSource: Sendable {
     let fetch: Fetch
     /// Drops the cached token (the provider rejected it).
     let forget: @Sendable () async -> Void
+    /// A refresh made now, not from the cache: diagnosis wants the provider's own answer
+    /// (an error such as admin_policy_enforced or AADSTS700016, and the scopes it grants).
+    let refreshNow: (@Sendable () async throws(RPCError) -> TokenResponse)?
 
-    public init(fetch: @escaping Fetch, forget: @escaping @Sendable () async -> Void) {
+    public init(
+        fetch: @escaping Fetch, forget: @escaping @Sendable () async -> Void,
+        refreshNow: (@Sendable () async throws(RPCError) -> TokenResponse)? = nil
+    ) {
         self.fetch = fetch
         self.forget = forget
+        self.refreshNow = refreshNow
+    }
+
+    /// A fresh access token and the scopes granted with it (nil when the provider names none).
+    public func freshGrant() async throws(RPCError) -> (token: String, scope: String?) {
+        guard let refreshNow else { return (try await fetch(nil, false), nil) }
+        let response = try await refreshNow()
+        return (response.accessToken, response.scope)
     }
 
     public func token() async throws(RPCError) -> String { try await fetch(nil, true) }

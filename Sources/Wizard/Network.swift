@@ -16,12 +16,16 @@ public final class Network: Sendable {
         public var autodiscoverBudgetSeconds: Double
         public var userAgent: String
         public var superOfficeHosts: [SuperOfficeEnvironment: String]
+        /// How long one diagnosis step may wait for a server (DNS, TCP, TLS, one request).
+        public var diagnosisStepTimeoutSeconds: Double
 
         public init(
             caFile: String? = nil, connectTo: [String] = [], dnsServer: String? = nil,
             autodiscoverBudgetSeconds: Double = 15, userAgent: String = "syncwizard",
-            superOfficeHosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts
+            superOfficeHosts: [SuperOfficeEnvironment: String] = SuperOffice.defaultHosts,
+            diagnosisStepTimeoutSeconds: Double = 10
         ) {
+            self.diagnosisStepTimeoutSeconds = diagnosisStepTimeoutSeconds
             self.superOfficeHosts = superOfficeHosts
             self.caFile = caFile
             self.connectTo = connectTo
@@ -71,6 +75,17 @@ public final class Network: Sendable {
         case .success(let c): return c
         case .failure(let e): throw RPCError(.internalError, "The HTTP client cannot start: \(e).")
         }
+    }
+
+    /// Handshake probes for diagnosis: the libcurl client itself (nil with a test's transport).
+    public func prober() throws(RPCError) -> (any ConnectionProbing)? {
+        guard transport == nil else { return nil }
+        return try http() as? HTTPClient
+    }
+
+    /// Hosts (lower case) that a --connect-to entry sends elsewhere.
+    public var redirectedHosts: Set<String> {
+        Set(options.connectTo.compactMap { $0.split(separator: ":", omittingEmptySubsequences: false).first.map { $0.lowercased() } })
     }
 
     public var resolver: SRVResolver {

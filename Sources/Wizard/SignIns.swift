@@ -145,23 +145,28 @@ extension WizardService {
         let key = AccessTokens.Key(profile: profileId, system: provider.system)
         let secretKey = SecretKey(profile: profileId, system: provider.system, kind: .refreshToken)
         let (secrets, accessTokens) = (self.secrets, self.accessTokens)
+        let refresh: @Sendable (String?) async throws(RPCError) -> TokenResponse = { scope throws(RPCError) -> TokenResponse in
+            guard let refreshToken = try await secrets.lookup(secretKey) else {
+                throw RPCError(
+                    .reauthenticationRequired, "The \(provider.system.displayName) refresh token is missing from the keyring.",
+                    hint: "Sign in with \(provider.system.displayName) again.")
+            }
+            let tokens = try await flow.refresh(refreshToken, provider: provider, clientSecret: clientSecret, scope: scope)
+            if let rotated = tokens.refreshToken, rotated != refreshToken {
+                try await secrets.store(rotated, for: secretKey)
+            }
+            return tokens
+        }
         return AccessTokenSource(
             fetch: { scope, cached throws(RPCError) in
-                let refresh: @Sendable () async throws(RPCError) -> TokenResponse = { () throws(RPCError) -> TokenResponse in
-                    guard let refreshToken = try await secrets.lookup(secretKey) else {
-                        throw RPCError(
-                            .reauthenticationRequired, "The \(provider.system.displayName) refresh token is missing from the keyring.",
-                            hint: "Sign in with \(provider.system.displayName) again.")
-                    }
-                    let tokens = try await flow.refresh(refreshToken, provider: provider, clientSecret: clientSecret, scope: scope)
-                    if let rotated = tokens.refreshToken, rotated != refreshToken {
-                        try await secrets.store(rotated, for: secretKey)
-                    }
-                    return tokens
-                }
-                guard cached else { return try await refresh().accessToken }
-                return try await accessTokens.token(key, now: Clock.now(), refresh: refresh)
-            }, forget: { await accessTokens.forget(key) })
+                guard cached else { return try await refresh(scope).accessToken }
+                return try await accessTokens.token(key, now: Clock.now()) { () throws(RPCError) -> TokenResponse in try await refresh(scope) }
+            }, forget: { await accessTokens.forget(key) },
+            refreshNow: { () throws(RPCError) -> TokenResponse in
+                let tokens = try await refresh(nil)
+                await accessTokens.remember(key, tokens, now: Clock.now())
+                return tokens
+            })
     }
 }
 

@@ -81,6 +81,7 @@ public final class WizardService: Sendable {
         table.register(OverrideEndpoints.self) { params, _ in try await self.overrideEndpoints(params) }
         table.register(TrustCertificate.self) { params, _ in try await self.trustCertificate(params) }
         table.register(TestConnection.self) { params, context in try await self.testConnection(params, context: context) }
+        table.register(Diagnose.self) { params, context in try await self.diagnose(params, context: context) }
         table.register(StartSignIn.self) { params, _ in try await self.startSignIn(params) }
         table.register(AwaitSignIn.self) { params, _ in try await self.signIns.wait(params.signInId, timeoutSeconds: params.timeoutSeconds) }
         table.register(CompleteSignIn.self) { params, _ in

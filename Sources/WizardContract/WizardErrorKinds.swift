@@ -49,6 +49,9 @@ extension ErrorKind {
     public static let tenantNotRunning = ErrorKind("tenantNotRunning", code: -32051)
     /// No allowed endpoint offers NTLM or Negotiate, so the domain cannot be read (discoverAccountHints).
     public static let hintsUnavailable = ErrorKind("hintsUnavailable", code: -32052)
+    /// Diagnosis: an Exchange endpoint offers only Basic authentication (the password goes with
+    /// every request; from the Internet, a target for password spraying).
+    public static let weakAuthentication = ErrorKind("weakAuthentication", code: -32053)
 
     /// Every kind this build can return, in contract order.
     public static let all: [ErrorKind] = [
@@ -62,7 +65,7 @@ extension ErrorKind {
         .mfaRequired, .conditionalAccessBlocked,
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
-        .impersonationDenied, .accessDenied, .tenantNotRunning, .hintsUnavailable,
+        .impersonationDenied, .accessDenied, .tenantNotRunning, .hintsUnavailable, .weakAuthentication,
     ]
 }
 

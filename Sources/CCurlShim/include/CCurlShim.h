@@ -50,6 +50,9 @@ CURLcode ccurl_easy_setopt_pointer(CURL *handle, CURLoption option, const void *
 CURLcode ccurl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 CURLcode ccurl_easy_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback value);
 
+/// CURLOPT_DEBUGFUNCTION's signature (curl_debug_callback).
+typedef int (*ccurl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *userdata);
+CURLcode ccurl_easy_setopt_debug_callback(CURL *handle, ccurl_debug_callback value);
 CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_easy_getinfo_double(CURL *handle, CURLINFO info, double *value);
 CURLcode ccurl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value);

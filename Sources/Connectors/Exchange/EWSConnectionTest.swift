@@ -50,6 +50,13 @@ public struct EWSConnectionTest: Sendable {
     }
 
     func getCalendarFolder(account: ExchangeAccount, ewsUrl: String) async throws(RPCError) -> String {
+        try await calendarFolder(account: account, ewsUrl: ewsUrl).message
+    }
+
+    /// GetFolder of the calendar: the message, the ServerVersionInfo, the scheme that authenticated.
+    func calendarFolder(account: ExchangeAccount, ewsUrl: String) async throws(RPCError) -> (
+        message: String, version: (build: String, schema: String?)?, scheme: String
+    ) {
         guard let host = RequestTarget.httpsHost(of: ewsUrl) else {
             throw RPCError(.endpointInvalid, "The EWS URL is not an https URL.", details: ["field": "ewsUrl"])
         }
@@ -63,9 +70,10 @@ public struct EWSConnectionTest: Sendable {
         let message = try EWS.interpretGetFolder(
             outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
             credentialsHint: ExchangeHints.userNameForms)
-        guard outcome.scheme != .none else { return message }
+        let version = EWS.serverVersion(of: outcome.response)
+        guard outcome.scheme != .none else { return (message, version, outcome.scheme.label) }
         let passedOver = outcome.notes.isEmpty ? "" : " (" + outcome.notes.joined(separator: "; ") + ")"
-        return message + " Authenticated with \(outcome.scheme.label)\(passedOver)."
+        return (message + " Authenticated with \(outcome.scheme.label)\(passedOver).", version, outcome.scheme.label)
     }
 
     func checkOfflineAddressBook(account: ExchangeAccount, oabUrl: String) async throws(RPCError) -> String {

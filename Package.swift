@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Arrows point one way, down the layers (each line: a module and what it imports):
-//   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardContract, Threading
+//   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), ConnectorCore (diagnosis events), WizardContract, Threading
 //   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardContract (profiles, state, method table)
 //   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree, IntegratedAuth, NTLMChallenge;
 //                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardContract)
@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "syncwizard",
             dependencies: [
-                "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "Threading", "DNS",
+                "Wizard", "JSONRPC", "Keyring", "RPCCore", "WizardContract", "SuperOfficeConnector", "ConnectorCore", "Threading", "DNS",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "TestSupport", dependencies: ["RPCCore", "WizardContract", "JSONRPC", "HTTP"], path: "Tests/TestSupport"),

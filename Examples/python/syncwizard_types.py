@@ -324,6 +324,33 @@ class SignOutResult(TypedDict):
     signedOut: Literal[True]
 
 
+class DiagnosisStep(TypedDict):
+    # Stable step id, e.g. exchange.tls@mail.contoso.com; the stage of its progress notification.
+    id: str
+    system: Literal['superOffice', 'microsoft365', 'exchange', 'google', 'calendar']
+    title: str
+    status: Literal['pass', 'warn', 'fail', 'skipped']
+    durationMs: int
+    # What was found, in one or two sentences.
+    message: str
+    # An error kind of this contract (x-error-kinds); present on every warn and fail.
+    kind: NotRequired[str]
+    # What a person should do; present on every warn and fail.
+    remediation: NotRequired[str]
+    # What the step saw (no secret of any kind).
+    evidence: NotRequired[dict[str, Any]]
+
+
+class DiagnoseResult(TypedDict):
+    # False when any step failed.
+    ok: bool
+    # ISO 8601 (UTC).
+    generatedAt: str
+    steps: list[DiagnosisStep]
+    # Where the Markdown report was written (only with reportPath).
+    reportPath: NotRequired[str]
+
+
 class InitializeParams(TypedDict):
     """params of initialize: Optional handshake: server info, protocol version and capabilities."""
     # Who is calling.
@@ -499,6 +526,18 @@ class TestConnectionParams(TypedDict):
     system: NotRequired[Literal['superOffice', 'calendar', 'all']]
 
 
+class DiagnoseParams(TypedDict):
+    """params of diagnose: Run every step of the path to the profile's systems and explain each
+    failure.
+    """
+    # The id createProfile returned (a lowercase UUID).
+    profileId: ProfileId
+    # Default all.
+    system: NotRequired[Literal['superOffice', 'calendar', 'all']]
+    # Absolute path of the Markdown report to write (replaced atomically, mode 0600).
+    reportPath: NotRequired[str]
+
+
 class TrustCertificateParams(TypedDict):
     """params of trustCertificate: Pin a certificate the user checked, for one host in one profile."""
     # The id createProfile returned (a lowercase UUID).
@@ -634,6 +673,7 @@ MethodName = Literal[
     'submitExchangeCredentials',
     'overrideEndpoints',
     'testConnection',
+    'diagnose',
     'trustCertificate',
     'startSignIn',
     'awaitSignIn',
@@ -685,6 +725,7 @@ ErrorKind = Literal[
     'impersonationDenied',
     'accessDenied',
     'tenantNotRunning',
+    'weakAuthentication',
 ]
 
 # error.data.kind -> error.code (branch on the kind, not the code)
@@ -731,4 +772,5 @@ ERROR_CODES: dict[str, int] = {
     'impersonationDenied': -32049,
     'accessDenied': -32050,
     'tenantNotRunning': -32051,
+    'weakAuthentication': -32053,
 }

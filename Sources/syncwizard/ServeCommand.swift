@@ -81,6 +81,10 @@ struct ServeCommand {
                 name: "sign-in-timeout", valueName: "seconds",
                 help: "Seconds a browser sign-in stays open (1 to 86400) before it fails with `signInTimedOut`.",
                 defaultValue: "600"),
+            .init(
+                name: "diagnose-step-timeout", valueName: "seconds",
+                help: "Seconds one `diagnose` step may wait for a server (a DNS answer, a TCP connection, a TLS handshake, one request), 1 to 120.",
+                defaultValue: "10"),
         ])
 
     enum SecretStoreChoice: String, CaseIterable {
@@ -103,17 +107,21 @@ struct ServeCommand {
     var autodiscoverBudget: Double = 15
     var superofficeHost: [String] = []
     var signInTimeout: Double = 600
+    var diagnoseStepTimeout: Double = 10
 
     typealias UsageError = CommandLineParser.UsageError
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Parsed {
-        let values: [String: [String]]
         switch try parser.parse(arguments) {
         case .help: return .help
         case .helpMarkdown: return .helpMarkdown
         case .version: return .version
-        case .values(let parsed): values = parsed
+        case .values(let values): return .serve(try ServeCommand(values: values))
         }
+    }
+
+    /// The options every command shares, from parsed values.
+    init(values: [String: [String]]) throws(UsageError) {
         var command = ServeCommand()
         if let value = values["log-level"]?.last { command.logLevel = value }
         command.configDir = values["config-dir"]?.last
@@ -140,9 +148,17 @@ struct ServeCommand {
             guard let seconds = Double(value), seconds.isFinite else { throw UsageError(message: "--sign-in-timeout takes seconds, not '\(value)'.") }
             command.signInTimeout = seconds
         }
+        if let value = values["diagnose-step-timeout"]?.last {
+            guard let seconds = Double(value), seconds.isFinite, seconds >= 1, seconds <= 120 else {
+                throw UsageError(message: "--diagnose-step-timeout takes 1 to 120 seconds, not '\(value)'.")
+            }
+            command.diagnoseStepTimeout = seconds
+        }
         try command.validate()
-        return .serve(command)
+        self = command
     }
+
+    init() {}
 
     func validate() throws(UsageError) {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -194,29 +210,27 @@ struct ServeCommand {
         return hosts
     }
 
-    func run() throws(UsageError) -> Never {
+    /// Logging on stderr at the chosen level.
+    func bootstrapLogging() -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
-        let logger = Logger(label: "syncwizard")
+        return Logger(label: "syncwizard")
+    }
 
-        let directory = configDir ?? ProcessInfoLite.environment("SYNCWIZARD_CONFIG_DIR") ?? Self.defaultConfigDirectory()
+    var directory: String { configDir ?? ProcessInfoLite.environment("SYNCWIZARD_CONFIG_DIR") ?? Self.defaultConfigDirectory() }
+
+    /// The wizard with this command's store, secrets and network settings.
+    func makeService(logger: Logger, notify: @escaping @Sendable (String, JSONValue) -> Void = { _, _ in }) throws(UsageError) -> WizardService {
         let storeChoice =
             secretStore
             ?? ProcessInfoLite.environment("SYNCWIZARD_SECRET_STORE").flatMap(SecretStoreChoice.init(rawValue:))
             ?? .keyring
         let secrets: any SecretStore = storeChoice == .memory ? MemorySecretStore() : LibsecretStore()
-
-        var trace: TraceFile?
-        if let traceFile {
-            do { trace = try TraceFile(path: traceFile) } catch { throw UsageError(message: error.message) }
-        }
-
-        let output = OutputChannel(fd: Self.protocolOutput, trace: trace)
-        let service = WizardService(
+        return WizardService(
             store: ProfileStore(directory: directory), secrets: secrets,
             info: .init(name: "syncwizard", version: Self.version, maximumMessageBytes: maxMessageBytes),
             logger: logger,
@@ -227,9 +241,21 @@ struct ServeCommand {
                     dnsServer: dnsServer ?? ProcessInfoLite.environment("SYNCWIZARD_DNS_SERVER"),
                     autodiscoverBudgetSeconds: autodiscoverBudget,
                     userAgent: "syncwizard/\(Self.version)",
-                    superOfficeHosts: try superOfficeHosts())),
+                    superOfficeHosts: try superOfficeHosts(),
+                    diagnosisStepTimeoutSeconds: diagnoseStepTimeout)),
             signInTimeoutSeconds: signInTimeout,
-            notify: { method, params in output.sendNotification(method: method, params: params) })
+            notify: notify)
+    }
+
+    func run() throws(UsageError) -> Never {
+        let logger = bootstrapLogging()
+        var trace: TraceFile?
+        if let traceFile {
+            do { trace = try TraceFile(path: traceFile) } catch { throw UsageError(message: error.message) }
+        }
+        let output = OutputChannel(fd: Self.protocolOutput, trace: trace)
+        let service = try makeService(logger: logger) { method, params in output.sendNotification(method: method, params: params) }
+        let directory = self.directory
         var table = MethodTable()
         service.register(into: &table)
 
@@ -245,7 +271,7 @@ struct ServeCommand {
             }
             _ = done.wait(timeout: .now() + 2)
         }
-        logger.info("Serving on stdin/stdout; profiles in \(directory); secrets in \(secrets.name).")
+        logger.info("Serving on stdin/stdout; profiles in \(directory).")
         let status = server.run(inputFD: STDIN_FILENO)
         Glibc.exit(status)
     }

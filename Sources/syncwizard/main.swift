@@ -21,6 +21,22 @@ func printToStdout(_ text: String) {
     }
 }
 
+// `syncwizard diagnose …` is a command of its own: stdout is its report, not the protocol.
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "diagnose" {
+    do {
+        switch try DiagnoseCommand.parse(Array(CommandLine.arguments.dropFirst(2))) {
+        case .help:
+            printToStdout(DiagnoseCommand.parser.helpText(abstract: DiagnoseCommand.abstract, discussion: DiagnoseCommand.discussion))
+            exit(0)
+        case .run(let diagnose):
+            signal(SIGPIPE, SIG_IGN)
+            try diagnose.run()
+        }
+    } catch {
+        exitWithUsageError(error)
+    }
+}
+
 // Flags first: --help and --version print to the real stdout and exit.
 let command: ServeCommand
 do {

@@ -168,6 +168,15 @@ public final class FakeIdentityProvider: @unchecked Sendable {
         }
     }
 
+    /// Exactly these grants (`[{"clientId", "consentType", "scopes", "resource"?}]`).
+    public func setGrants(_ grants: JSONValue) throws {
+        let reply = try send(
+            "POST", url: controlURL("grants"), headers: ["Content-Type: application/json"], body: JSONWriter.string(["grants": grants]))
+        guard reply.status == 200 else {
+            throw FakeIdentityProviderError(description: "setGrants: HTTP \(reply.status) \(reply.body)")
+        }
+    }
+
     private func controlURL(_ what: String) -> String {
         "https://\(hosts.first ?? "online.superoffice.com")/__control/\(what)"
     }

@@ -106,17 +106,21 @@ extension Microsoft365 {
         await run.step("microsoft365.calendar", "Graph: the signed-in account's calendar", after: ["microsoft365.token"]) { _ throws(RPCError) in
             .pass(try await Self.readCalendar(token: token, http: http))
         }
-        await run.step("microsoft365.ews", "EWS in Exchange Online", after: ["microsoft365.token"]) { evidence throws(RPCError) in
+        await run.step("microsoft365.ews", "EWS (with a token for Exchange Online)", after: ["microsoft365.token"]) { evidence throws(RPCError) in
             guard let ewsUrl, let mailbox else { return .skipped("No EWS URL is set; the synchronizer uses Graph only.") }
             evidence["ewsUrl"] = .string(ewsUrl)
             let outlookToken = try await tokens.token(scope: "\(Self.outlook)/EWS.AccessAsUser.All offline_access")
-            let message = try await Self.ewsCalendar(ewsUrl: ewsUrl, mailbox: mailbox, token: outlookToken, http: http)
-            if RequestTarget.httpsHost(of: ewsUrl) == EWS.exchangeOnlineHost {
-                return .warn(
-                    .endpointInvalid, message + " " + EWS.exchangeOnlineRetirement,
-                    remediation: "Remove the EWS override (overrideEndpoints) so the synchronizer uses Microsoft Graph, before 1 October 2026.")
+            return .pass(try await Self.ewsCalendar(ewsUrl: ewsUrl, mailbox: mailbox, token: outlookToken, http: http))
+        }
+        await run.step("microsoft365.ewsRetirement", "EWS in Exchange Online is being retired") { evidence throws(RPCError) in
+            guard let ewsUrl else { return .pass("No EWS URL is set; the synchronizer uses Microsoft Graph.") }
+            evidence["ewsUrl"] = .string(ewsUrl)
+            guard RequestTarget.httpsHost(of: ewsUrl) == EWS.exchangeOnlineHost else {
+                return .pass("The EWS URL \(ewsUrl) is not Exchange Online's.")
             }
-            return .pass(message)
+            return .warn(
+                .endpointInvalid, "The EWS URL points at Exchange Online (\(EWS.exchangeOnlineHost)). " + EWS.exchangeOnlineRetirement,
+                remediation: "Remove the EWS override (overrideEndpoints) so the synchronizer uses Microsoft Graph, before 1 October 2026.")
         }
     }
 }

@@ -163,9 +163,9 @@ SCENARIOS = {
     "device_expired": "device code polling ends with expired_token",
     "device_slow_down": "the first device code poll answers slow_down",
     # Google
-    "admin_policy_enforced": "authorize: error=admin_policy_enforced",
+    "admin_policy_enforced": "authorize: error=admin_policy_enforced; Google refresh: 400 admin_policy_enforced",
     "org_internal": "authorize: error=org_internal",
-    "scopes_partial": "the user unticks google.untickedScopes: redirect and token carry fewer scopes",
+    "scopes_partial": "the user unticks google.untickedScopes: redirect, token and later refreshes carry fewer scopes",
     "directory_forbidden": "Directory users.list: 403 Not Authorized to access this resource/api",
 }
 
@@ -1035,6 +1035,13 @@ class Provider:
         if scenario == "token_server_error":  # before anything is consumed
             entry["error"] = "server_error"
             return self.token_error(500, "server_error", "the token service is unavailable")
+        if self.name == "google" and scenario == "admin_policy_enforced":
+            # An app the Workspace admin stops trusting after the grant: Google refuses the refresh
+            # with the same error as the authorization (developers.google.com/identity/protocols/oauth2
+            # "admin_policy_enforced"; gcloud and google-auth report it as RefreshError). Nothing is consumed.
+            entry["error"] = "admin_policy_enforced"
+            return self.token_error(400, "admin_policy_enforced",
+                                    "The administrator of your organization does not allow this app to access your data.")
         with self.store.lock:
             record = self.store.refresh.get(value) if value else None
             if record is not None and (record["provider"] != self.name or record["clientId"] != client_id):
@@ -1054,7 +1061,28 @@ class Provider:
             return self.refresh_failed(entry, revoked)
         grant = dict(record["grant"])
         grant["issued"] = record["grant"]["issued"]
-        return self.issue_tokens(grant, entry, record["scopes"], variant=scenario,
+        scopes = record["scopes"]
+        if self.name == "microsoft" and req.form.get("scope"):
+            # Microsoft refresh tokens are not tied to a resource: the same one redeems a token for
+            # another resource the client has consent for (learn.microsoft.com/entra/identity-platform/
+            # refresh-tokens), else AADSTS65001. Only the requested resource changes.
+            resource, wanted, problem = self.resolve_scopes(req.form["scope"].split())
+            if problem:
+                return self.token_error(400, "invalid_scope", problem, code=28000)
+            if resource != grant.get("resource", "graph"):
+                named = [w for w in wanted if w not in ("openid", "profile", "email", "offline_access")]
+                if not {w.lower() for w in named} <= self.covered(client_id, resource):
+                    entry["error"] = "invalid_grant"
+                    return self.token_error(400, "invalid_grant", "AADSTS65001: " + AADSTS[65001][2], code=65001)
+                grant["resource"] = resource
+                scopes = wanted
+        if self.name == "google" and scenario == "scopes_partial":
+            # The user re-consented without "Select all": Google's refresh answer names only what
+            # is granted now (its `scope` field, developers.google.com/identity/protocols/oauth2/native-app
+            # "Step 5: Refreshing an access token": "scope: The scopes of access granted").
+            unticked = set(self.config.google["untickedScopes"])
+            scopes = [s for s in scopes if s not in unticked]
+        return self.issue_tokens(grant, entry, scopes, variant=scenario,
                                  with_refresh=(mode != "none"), with_nonce=False)
 
     def refresh_failed(self, entry, revoked):

@@ -140,21 +140,31 @@ public final class SRVResolver: Sendable {
     /// `deadline` (monotonic seconds, see `monotonicSeconds()`) bounds the whole lookup: when it
     /// passes, the lookup ends with `.timeout` even if glibc is still waiting on its thread.
     public func lookup(_ name: String, deadline: Double? = nil) async throws(DNSError) -> [SRVRecord] {
+        Self.rfc2782Order(
+            try await resolve(name, deadline: deadline) { server, perTry, deadline, servers in
+                Self.query(name: name, type: ns_t_srv, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: Self.parse)
+            })
+    }
+
+    /// Runs `work` (blocking in glibc) on a thread of its own within the deadline.
+    private func resolve<T: Sendable>(
+        _ name: String, deadline: Double?,
+        _ work: @escaping @Sendable (DNSServerAddress?, Double, Double, MutexBox<String>) -> Result<T, DNSError>
+    ) async throws(DNSError) -> T {
         if let rejectedServer { throw .invalidServer(rejectedServer) }
         guard Self.isQueryName(name) else { throw .invalidName(name) }
         let deadline = deadline ?? monotonicSeconds() + 2 * timeoutSeconds
         let servers = MutexBox(server?.description ?? "of /etc/resolv.conf")
         let remaining = deadline - monotonicSeconds()
         guard remaining > 0 else { throw .timeout(server: servers.withLock { $0 }) }
-        let server = self.server
-        let perTry = timeoutSeconds
-        let outcome: Result<[SRVRecord], DNSError>? = await runOnOwnThread(
+        let (server, perTry) = (self.server, timeoutSeconds)
+        let outcome: Result<T, DNSError>? = await runOnOwnThread(
             name: "syncwizard-dns", timeout: remaining,
             onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) },
-            { Self.query(name: name, type: ns_t_srv, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: Self.parse) }
+            { work(server, perTry, deadline, servers) }
         )
         switch outcome {
-        case .success(let records)?: return Self.rfc2782Order(records)
+        case .success(let value)?: return value
         case .failure(let error)?: throw error
         case nil: throw .timeout(server: servers.withLock { $0 })
         }
@@ -164,33 +174,16 @@ public final class SRVResolver: Sendable {
     /// server as `lookup` (both questions on one thread of its own, within `deadline`). An empty
     /// list when the name has none (NXDOMAIN or no records); CNAMEs are followed in the answer.
     public func addresses(of name: String, deadline: Double? = nil) async throws(DNSError) -> [String] {
-        if let rejectedServer { throw .invalidServer(rejectedServer) }
-        guard Self.isQueryName(name) else { throw .invalidName(name) }
-        let deadline = deadline ?? monotonicSeconds() + 2 * timeoutSeconds
-        let servers = MutexBox(server?.description ?? "of /etc/resolv.conf")
-        let remaining = deadline - monotonicSeconds()
-        guard remaining > 0 else { throw .timeout(server: servers.withLock { $0 }) }
-        let server = self.server
-        let perTry = timeoutSeconds
-        let outcome: Result<[String], DNSError>? = await runOnOwnThread(
-            name: "syncwizard-dns", timeout: remaining,
-            onTimeout: { .failure(.timeout(server: servers.withLock { $0 })) },
-            {
-                var all: [String] = []
-                for type in [ns_t_a, ns_t_aaaa] {
-                    let parse: (UnsafeBufferPointer<UInt8>, String) -> Result<[String], DNSError> = { Self.parseAddresses($0, name: $1, type: type) }
-                    switch Self.query(name: name, type: type, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: parse) {
-                    case .success(let found): all += found
-                    case .failure(let error): return .failure(error)
-                    }
+        try await resolve(name, deadline: deadline) { server, perTry, deadline, servers in
+            var all: [String] = []
+            for type in [ns_t_a, ns_t_aaaa] {
+                let parse: (UnsafeBufferPointer<UInt8>, String) -> Result<[String], DNSError> = { Self.parseAddresses($0, name: $1, type: type) }
+                switch Self.query(name: name, type: type, server: server, perTry: perTry, deadline: deadline, servers: servers, parse: parse) {
+                case .success(let found): all += found
+                case .failure(let error): return .failure(error)
                 }
-                return .success(all)
             }
-        )
-        switch outcome {
-        case .success(let addresses)?: return addresses
-        case .failure(let error)?: throw error
-        case nil: throw .timeout(server: servers.withLock { $0 })
+            return .success(all)
         }
     }
 

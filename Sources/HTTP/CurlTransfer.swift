@@ -155,26 +155,18 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_SSL_VERIFYPEER, 0)
             try set(CURLOPT_SSL_VERIFYHOST, 0)
             try set(CURLOPT_CERTINFO, 1)
-            try set(CURLOPT_CONNECT_ONLY, 1)
             // A fresh connection (certinfo is only read on a new handshake) that nobody reuses.
-            try set(CURLOPT_FRESH_CONNECT, 1)
-            try set(CURLOPT_FORBID_REUSE, 1)
+            try connectOnly()
             try captureTLSSummary()
             return // no method, headers, credentials or body on an unverified connection
         case .tcpProbe:
-            try set(CURLOPT_CONNECT_ONLY, 1)
-            try set(CURLOPT_FRESH_CONNECT, 1)
-            try set(CURLOPT_FORBID_REUSE, 1)
-            return
+            return try connectOnly()
         case .tlsProbe:
             try set(CURLOPT_SSL_VERIFYPEER, 1)
             try set(CURLOPT_SSL_VERIFYHOST, 2)
             try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
-            try set(CURLOPT_CONNECT_ONLY, 1)
-            try set(CURLOPT_FRESH_CONNECT, 1)
-            try set(CURLOPT_FORBID_REUSE, 1)
-            try captureTLSSummary()
-            return
+            try connectOnly()
+            return try captureTLSSummary()
         case .pinned(let publicKeyPin):
             // The pin, not the CA or the name, is the trust decision the user made for this
             // host (typically a self-signed on-premises server named differently).
@@ -206,6 +198,13 @@ final class CurlTransfer: @unchecked Sendable {
                 return transfer.receiveHeader(UnsafeRawBufferPointer(start: data, count: size * count))
             })
         try set(CURLOPT_HEADERDATA, pointer: me)
+    }
+
+    /// Connect (and handshake) on a new connection that nobody reuses, then stop: nothing is sent.
+    private func connectOnly() throws(HTTPError) {
+        try set(CURLOPT_CONNECT_ONLY, 1)
+        try set(CURLOPT_FRESH_CONNECT, 1)
+        try set(CURLOPT_FORBID_REUSE, 1)
     }
 
     /// libcurl's OpenSSL backend reports the negotiated version and cipher only as an info

@@ -338,22 +338,8 @@ import WizardContract
 /// `syncwizard diagnose` on the command line.
 @Suite struct DiagnoseCommandTests {
     static func run(_ arguments: [String], configDirectory: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.binary)
-        process.arguments = ["diagnose"] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["SYNCWIZARD_CONFIG_DIR"] = configDirectory
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let (status, stdout, stderr) = try ServerEndToEndTests.runToExit(["diagnose", "--config-dir", configDirectory] + arguments)
+        return (status, stdout, stderr)
     }
 
     @Test func failingStepsMakeTheExitStatusOne() async throws {

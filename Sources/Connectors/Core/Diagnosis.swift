@@ -40,6 +40,11 @@ public struct Evidence: Sendable {
         set { object[key] = newValue }
     }
 
+    /// A space-separated scope list as an array.
+    public mutating func scopes(_ key: String, _ scope: String?) {
+        self[key] = scope.map { .array($0.split(separator: " ").map { .string(String($0)) }) }
+    }
+
     /// Error details worth keeping; never `pem` (long) and nothing that is not listed.
     public mutating func add(detailsOf error: RPCError) {
         for key in ["host", "status", "responseCode", "aadsts", "error", "missingScopes", "state", "sha256", "subject", "issuer", "notAfter", "reason"] {

@@ -114,15 +114,8 @@ public struct Google: OAuthProvider {
     }
 
     static func get(_ url: String, token: String, http: any HTTPTransport) async throws(RPCError) -> (Int, JSONValue?) {
-        do {
-            let response = try await http.send(
-                HTTPRequest(
-                    url: url, headers: ["Accept": "application/json", "Authorization": "Bearer \(token)"],
-                    timeoutSeconds: 20, maxResponseBytes: 8 << 20))
-            return (response.status, try? JSONParser.parse(response.body))
-        } catch {
-            throw error.rpcError
-        }
+        let (response, json) = try await http.getJSON(url, bearer: token)
+        return (response.status, json)
     }
 
     /// Directory users.list for the admin's own customer, first page.

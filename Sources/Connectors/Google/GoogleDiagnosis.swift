@@ -18,16 +18,11 @@ extension Google {
             }
             return
         }
-        var token = ""
-        var granted: String?
-        await run.step("google.trustedApp", "The app is allowed in the domain (a fresh access token)") { evidence throws(RPCError) in
-            evidence["clientId"] = .string(clientId)
-            let grant = try await tokens.freshGrant()
-            token = grant.token
-            granted = grant.scope
-            evidence["scopes"] = grant.scope.map { .array($0.split(separator: " ").map { .string(String($0)) }) }
-            return .pass("Google issued an access token: the domain's policy allows the app.")
-        }
+        let grant = await run.freshToken(
+            "google.trustedApp", "The app is allowed in the domain (a fresh access token)", from: tokens,
+            evidence: ["clientId": .string(clientId)], passed: "Google issued an access token: the domain's policy allows the app.")
+        let token = grant?.token ?? ""
+        let granted = grant?.scope
         await run.step("google.scopes", "Granted scopes against the ones needed (\"Select all\")", after: ["google.trustedApp"]) { evidence throws(RPCError) in
             evidence["required"] = .array(Self.requiredScopes.map(JSONValue.string))
             guard let granted else { return .skipped("Google named no scopes with the token.") }

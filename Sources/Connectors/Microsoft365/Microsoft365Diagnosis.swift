@@ -18,13 +18,7 @@ extension Microsoft365 {
         await run.step("microsoft365.tenant", "Tenant \(tenant) (its OpenID configuration)") { evidence throws(RPCError) in
             let url = "https://\(Self.loginHost)/\(FormEncoding.encode(tenant))/v2.0/.well-known/openid-configuration"
             evidence["url"] = .string(url)
-            let response: HTTPResponse
-            do throws(HTTPError) {
-                response = try await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json"], timeoutSeconds: 20, maxResponseBytes: 1 << 20))
-            } catch {
-                throw error.rpcError
-            }
-            let json = try? JSONParser.parse(response.body)
+            let (response, json) = try await http.getJSON(url, maxResponseBytes: 1 << 20)
             evidence["status"] = .int(response.status)
             guard response.status == 200, let issuer = json?["issuer"]?.stringValue else {
                 let said = json?["error_description"]?.stringValue ?? response.text
@@ -76,15 +70,10 @@ extension Microsoft365 {
             }
             return
         }
-        var token = ""
-        var granted: String?
-        await run.step("microsoft365.token", "A fresh access token", after: ["microsoft365.tenant"]) { evidence throws(RPCError) in
-            let grant = try await tokens.freshGrant()
-            token = grant.token
-            granted = grant.scope
-            evidence["scopes"] = grant.scope.map { .array($0.split(separator: " ").map { .string(String($0)) }) }
-            return .pass("Microsoft refreshed the sign-in.")
-        }
+        let grant = await run.freshToken(
+            "microsoft365.token", "A fresh access token", after: ["microsoft365.tenant"], from: tokens, passed: "Microsoft refreshed the sign-in.")
+        let token = grant?.token ?? ""
+        let granted = grant?.scope
         await run.step("microsoft365.scopes", "Granted permissions against the ones needed", after: ["microsoft365.token"]) { evidence throws(RPCError) in
             guard let granted else { return .skipped("Microsoft named no scopes with the token.") }
             let missing = Self.missingScopes(granted: granted)

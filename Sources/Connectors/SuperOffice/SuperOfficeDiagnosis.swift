@@ -14,14 +14,8 @@ extension SuperOffice {
         await run.step("superOffice.discovery", "The \(environment.rawValue) environment's discovery document") { evidence throws(RPCError) in
             let url = "https://\(host)/login/.well-known/openid-configuration"
             evidence["url"] = .string(url)
-            let response: HTTPResponse
-            do throws(HTTPError) {
-                response = try await http.send(HTTPRequest(url: url, headers: ["Accept": "application/json"], timeoutSeconds: 20, maxResponseBytes: 1 << 20))
-            } catch {
-                throw error.rpcError
-            }
+            let (response, json) = try await http.getJSON(url, maxResponseBytes: 1 << 20)
             evidence["status"] = .int(response.status)
-            let json = try? JSONParser.parse(response.body)
             guard response.status == 200, let issuer = json?["issuer"]?.stringValue else {
                 throw RPCError(
                     .serverError, "\(host) does not serve SuperOffice's discovery document (HTTP \(response.status)).",

@@ -104,6 +104,22 @@ extension AccountHints {
     }
 }
 
+extension AccountHints {
+    /// `invalidCredentials` with these hints: `data.accountHints`, and a hint that says what to
+    /// type instead (or, when the entered name already fits the domain, that the password is wrong).
+    public func attach(to error: RPCError, account: ExchangeAccount) -> RPCError {
+        var error = error.with("accountHints", json)
+        let typed = account.domain.map { "\($0)\\\(account.userName)" } ?? account.userName
+        if userNameForms.contains(where: { $0.lowercased() == typed.lowercased() }) {
+            error.hint =
+                "The user name \(typed) fits the server's domain (\(netbiosDomain)); check the password, and that the account is not locked or expired."
+        } else {
+            error.hint = "Check the user name form and the password. " + advice
+        }
+        return error
+    }
+}
+
 /// One discovery: the attempt log, the redirect count and the deadline.
 final class HintsRun: Sendable {
     let settings: AccountHintsProbe

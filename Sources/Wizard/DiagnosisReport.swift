@@ -52,7 +52,7 @@ struct DiagnosisReport {
     static func render(_ value: JSONValue) -> String {
         switch value {
         case .string(let s): s
-        case .array(let items): items.map(render).joined(separator: "; ")
+        case .array(let items): items.isEmpty ? "none" : items.map(render).joined(separator: "; ")
         case .object(let o): o.members.map { "\($0.key)=\(render($0.value))" }.joined(separator: ", ")
         case .null: "—"
         default: JSONWriter.string(value)

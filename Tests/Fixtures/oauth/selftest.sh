@@ -402,6 +402,21 @@ def grants_control(body=None):
     return as_json(text)
 
 
+# A refresh token redeems a token for another resource the client has consent for (else AADSTS65001).
+_, ms_tok = ms_sign_in("openid offline_access https://graph.microsoft.com/User.Read")
+ews_form = {"grant_type": "refresh_token", "refresh_token": ms_tok["refresh_token"], "client_id": "ms-client",
+            "scope": "https://outlook.office365.com/EWS.AccessAsUser.All offline_access"}
+status, _, body = curl(MS + "/oauth2/v2.0/token", "POST", form=ews_form)
+check(status == 400 and "AADSTS65001" in as_json(body).get("error_description", ""), "refresh for outlook without consent: AADSTS65001", body[:200])
+grants_control({"grants": [{"clientId": "ms-client", "consentType": "AllPrincipals", "resource": "outlook", "scopes": "EWS.AccessAsUser.All"}]})
+status, _, body = curl(MS + "/oauth2/v2.0/token", "POST", form=ews_form)
+check(status == 200 and as_json(body).get("scope", "").startswith("https://outlook.office365.com/EWS.AccessAsUser.All"),
+      "refresh for outlook with consent: an outlook token", body[:200])
+status, _, _ = curl("https://outlook.office365.com/EWS/Exchange.asmx", "POST", headers=["Authorization: Bearer " + as_json(body)["access_token"]])
+check(status == 200, "the outlook token opens EWS")
+grants_control({})
+
+
 def graph_last():
     return [e for e in log_entries() if e["endpoint"] == "graph"][-1]
 
@@ -587,6 +602,17 @@ check(status == 403, "directory without the scope: 403 insufficientPermissions")
 flow = authorize(GA, client="g-client", redirect_uri="http://127.0.0.1:50321/", scope=scopes, path="/o/oauth2/v2/auth",
                  extra={"__scenario": "admin_policy_enforced"})
 check(flow["query"].get("error") == "admin_policy_enforced", "admin_policy_enforced")
+# A grant the admin stops trusting, or narrows, later: the refresh says so.
+flow = authorize(GA, client="g-client", redirect_uri="http://127.0.0.1:50321/", scope=scopes, path="/o/oauth2/v2/auth")
+status, full = redeem("https://oauth2.googleapis.com", flow, client_secret="g-secret", path="/token")
+set_scenario("admin_policy_enforced", "google")
+status, err = refresh("https://oauth2.googleapis.com", full["refresh_token"], client="g-client", secret="g-secret", path="/token")
+check(status == 400 and err.get("error") == "admin_policy_enforced", "admin_policy_enforced: refresh answers 400 admin_policy_enforced", str(err))
+set_scenario("scopes_partial", "google")
+status, narrowed = refresh("https://oauth2.googleapis.com", full["refresh_token"], client="g-client", secret="g-secret", path="/token")
+check(status == 200 and "admin.directory" not in narrowed["scope"] and "auth/calendar" in narrowed["scope"],
+      "scopes_partial: a refresh's scope lacks the unticked scopes", str(narrowed)[:200])
+set_scenario("success")
 
 # ---------------------------------------------------------------- Microsoft config keys (own instances)
 print("== Microsoft config")

@@ -109,7 +109,8 @@ final class Dnsmasq: @unchecked Sendable { // @unchecked: set in init, then only
         ["/usr/sbin/dnsmasq", "/sbin/dnsmasq", "/usr/bin/dnsmasq"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    init(srvHosts: [String], listen: [String] = ["127.0.0.1"]) throws {
+    /// `records`: more dnsmasq options, e.g. `--host-record=NAME,IPv4,IPv6` or `--cname=ALIAS,TARGET`.
+    init(srvHosts: [String], listen: [String] = ["127.0.0.1"], records: [String] = []) throws {
         guard let executable = Self.executable else {
             throw LoopbackDNS.Failure(description: "dnsmasq is not installed: run scripts/install-deps.sh --test")
         }
@@ -124,7 +125,7 @@ final class Dnsmasq: @unchecked Sendable { // @unchecked: set in init, then only
                 "--listen-address=\(listen.joined(separator: ","))", "--local=/test/",
             ]
             if getuid() == 0 { arguments.append("--user=root") } // no switch to the dnsmasq user
-            arguments += srvHosts.map { "--srv-host=\($0)" }
+            arguments += srvHosts.map { "--srv-host=\($0)" } + records
             process.arguments = arguments
             let errors = Pipe()
             process.standardError = errors
@@ -151,8 +152,8 @@ final class Dnsmasq: @unchecked Sendable { // @unchecked: set in init, then only
         throw LoopbackDNS.Failure(description: "dnsmasq did not start: \(lastError)")
     }
 
-    static func start(srvHosts: [String], listen: [String] = ["127.0.0.1"]) async throws -> Dnsmasq {
-        try await LoopbackDNS.start { try Dnsmasq(srvHosts: srvHosts, listen: listen) }
+    static func start(srvHosts: [String], listen: [String] = ["127.0.0.1"], records: [String] = []) async throws -> Dnsmasq {
+        try await LoopbackDNS.start { try Dnsmasq(srvHosts: srvHosts, listen: listen, records: records) }
     }
 
     deinit { LoopbackDNS.stop(process) }

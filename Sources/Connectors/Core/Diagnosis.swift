@@ -4,10 +4,10 @@ import WizardContract
 /// What a diagnosis step's body concludes when it does not throw. A thrown `RPCError` is a
 /// failure: its kind, message and hint become the step's.
 public struct StepFinding: Sendable {
-    var status: DiagnosisStep.Status
-    var message: String
-    var kind: ErrorKind?
-    var remediation: String?
+    public private(set) var status: DiagnosisStep.Status
+    public private(set) var message: String
+    public private(set) var kind: ErrorKind?
+    public private(set) var remediation: String?
 
     public static func pass(_ message: String) -> StepFinding {
         StepFinding(status: .pass, message: message)

@@ -23,7 +23,9 @@ struct ServeCommand {
     static let abstract = "Serve the synchronizer wizard's \"Configure Systems\" step over JSON-RPC 2.0 on stdin/stdout."
     static let discussion = """
         Send one JSON-RPC object per line (NDJSON) or LSP-style Content-Length frames; replies use \
-        the framing of their request. Logs go to stderr. Call rpc.discover for the full contract.
+        the framing of their request. Logs go to stderr. Call rpc.discover for the full contract. \
+        "syncwizard diagnose --profile ID [--report FILE]" diagnoses a profile's connections instead \
+        (syncwizard diagnose --help).
         """
 
     /// Every option, in the order of --help. This table is the one source of the option docs:

@@ -176,7 +176,7 @@ import WizardContract
                 String(row.dropFirst("| `".count).prefix { $0 != " " && $0 != "`" })
             }
             #expect(tableOptions == helpOptions)
-            #expect(tableOptions.count == 11)
+            #expect(tableOptions.count == 12)
             #expect(!help.contains("help-markdown"))
         }
     }

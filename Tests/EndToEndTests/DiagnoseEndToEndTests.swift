@@ -127,6 +127,26 @@ import WizardContract
         let skipped = try Self.expect(result, "exchange.auth@mail.contoso.test", "skipped")
         #expect(skipped["message"]?.stringValue?.contains("TLS handshake") == true)
         _ = try Self.expect(result, "exchange.ews", "fail", "certificateUntrusted")
+        // The handshake facts are read even when verification fails.
+        #expect(expired["evidence"]?["protocol"]?.stringValue?.hasPrefix("TLSv1.") == true)
+        #expect(expired["evidence"]?["chainVerified"] == false)
+    }
+
+    @Test func aCertificateThePersonPinnedPassesAndSaysSo() async throws {
+        var mail = Self.mail
+        mail["untrusted"] = true
+        let e = try await Self.exchange(hosts: ["mail.contoso.test": .object(mail)])
+        try await Self.configure(e)
+        var result = try await Self.diagnose(e.server, e.profileId)
+        let untrusted = try Self.expect(result, "exchange.tls@mail.contoso.test", "fail", "certificateUntrusted")
+        #expect(untrusted["message"]?.stringValue?.contains("does not lead to a trusted CA") == true, "\(JSONWriter.string(untrusted))")
+        let sha256 = try #require(e.fake.certificateSHA256(host: "mail.contoso.test"))
+        #expect(untrusted["evidence"]?["sha256"]?.stringValue == sha256)
+        _ = try await e.server.call("trustCertificate", ["profileId": e.profileId, "host": "mail.contoso.test", "sha256": .string(sha256)])
+        result = try await Self.diagnose(e.server, e.profileId)
+        let pinned = try Self.expect(result, "exchange.tls@mail.contoso.test", "pass")
+        #expect(pinned["message"]?.stringValue?.contains("pinned by you") == true, "\(JSONWriter.string(pinned))")
+        _ = try Self.expect(result, "exchange.ews", "pass")
     }
 
     @Test func candidatesThatHangAreReportedAtTheirLayer() async throws {

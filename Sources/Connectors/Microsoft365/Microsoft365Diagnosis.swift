@@ -38,9 +38,8 @@ extension Microsoft365 {
         await run.step("microsoft365.app", "The app \(clientId) in the tenant", after: ["microsoft365.tenant"]) { evidence throws(RPCError) in
             // A device-code request names the app to the tenant without a user; Microsoft answers
             // AADSTS700016 when the app is not found there (protocols.md §2.4). The code is dropped.
-            let answer: JSONValue
             do throws(TokenEndpointFailure) {
-                answer = try await TokenClient(http: http).post(deviceCodeEndpoint, form: [("client_id", clientId), ("scope", "openid profile")])
+                _ = try await TokenClient(http: http).post(deviceCodeEndpoint, form: [("client_id", clientId), ("scope", "openid profile")])
             } catch {
                 switch error {
                 case .oauth(let response, _):
@@ -54,14 +53,13 @@ extension Microsoft365 {
                                 "Check the client id (setProviderSettings). For a multi-tenant app, a Global Administrator of the tenant signs in once and ticks \"Consent on behalf of your organization\" (or startSignIn with adminConsent).",
                             details: ["aadsts": 700016])
                     }
+                    let mapped = Self.error(response)
                     return .warn(
-                        Self.error(response).kind, "Microsoft answered \(response.error) for the app: \(Self.error(response).message)",
-                        remediation: Self.error(response).hint ?? Self.consentHint)
+                        mapped.kind, "Microsoft answered \(response.error) for the app: \(mapped.message)", remediation: mapped.hint ?? Self.consentHint)
                 case .transport(let rpc):
                     throw rpc
                 }
             }
-            _ = answer
             return .pass("The tenant knows the app \(clientId).")
         }
         guard let tokens else {

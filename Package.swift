@@ -4,7 +4,7 @@ import PackageDescription
 // Arrows point one way, down the layers (each line: a module and what it imports):
 //   syncwizard            → Wizard, JSONRPC, Keyring, SuperOfficeConnector (default hosts), WizardContract, Threading
 //   Wizard                → the connectors, OAuth, Keyring, JSONRPC, HTTP, DNS, WizardContract (profiles, state, method table)
-//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree, IntegratedAuth;
+//   <System>Connector     → ConnectorCore, OAuth (the three OAuth systems), HTTP, WizardContract; Exchange also DNS, XMLTree, IntegratedAuth, NTLMChallenge;
 //                           Exchange and Microsoft365 share EWS (→ HTTP, XMLTree, WizardContract)
 //   OAuth                 → ConnectorCore, HTTP, Cryptography, Threading, NIO (the one OAuth flow, providers supply data)
 //   ConnectorCore         → HTTP, WizardContract (checks, error mapping at the edge)
@@ -21,7 +21,10 @@ let package = Package(
         // For the fuzzers (Fuzz/, a package of its own built with -sanitize=fuzzer).
         .library(
             name: "SyncwizardParsing",
-            targets: ["RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth", "Microsoft365Connector", "Threading"]),
+            targets: [
+                "RPCCore", "WizardContract", "JSONRPC", "XMLTree", "EWS", "ExchangeConnector", "OAuth", "Microsoft365Connector", "Threading",
+                "NTLMChallenge",
+            ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -75,6 +78,8 @@ let package = Package(
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]),
         .target(name: "XMLTree"),
+        // NTLM CHALLENGE_MESSAGE and AV pairs ([MS-NLMP]), the anonymous NEGOTIATE, SPNEGO envelopes: pure, no Foundation.
+        .target(name: "NTLMChallenge"),
         // glibc's stub resolver (res_nsend on a private res_state; libc) and its message parser
         // (ns_initparse, ns_parserr; libresolv, linked: a 60 KB library of libc's own).
         .target(name: "CResolvShim", linkerSettings: [.linkedLibrary("resolv")]),
@@ -96,7 +101,10 @@ let package = Package(
         .target(name: "ConnectorCore", dependencies: ["HTTP", "RPCCore", "WizardContract"], path: "Sources/Connectors/Core"),
         .target(
             name: "ExchangeConnector",
-            dependencies: ["ConnectorCore", "EWS", "HTTP", "IntegratedAuth", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract"],
+            dependencies: [
+                "ConnectorCore", "EWS", "HTTP", "IntegratedAuth", "DNS", "XMLTree", "Threading", "RPCCore", "WizardContract", "NTLMChallenge",
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ],
             path: "Sources/Connectors/Exchange"),
         .target(
             name: "SuperOfficeConnector", dependencies: ["ConnectorCore", "OAuth", "HTTP", "RPCCore", "WizardContract"],
@@ -137,7 +145,10 @@ let package = Package(
             dependencies: [
                 "JSONRPC", "RPCCore", "WizardContract", "Threading", .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "ExchangeTests", dependencies: ["ExchangeConnector", "EWS", "DNS", "HTTP", "XMLTree", "RPCCore", "WizardContract", "TestSupport"]),
+        .testTarget(name: "NTLMChallengeTests", dependencies: ["NTLMChallenge"]),
+        .testTarget(
+            name: "ExchangeTests",
+            dependencies: ["ExchangeConnector", "NTLMChallenge", "EWS", "DNS", "HTTP", "XMLTree", "RPCCore", "WizardContract", "TestSupport"]),
         // swift-crypto only here: it signs test tokens and cross-checks Cryptography.
         .testTarget(
             name: "OAuthTests",

@@ -42,6 +42,12 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
         .executableTarget(
+            name: "FuzzNTLMChallenge",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "SyncwizardParsing", package: "syncwizard"),
+            ]),
+        .executableTarget(
             name: "FuzzTokenResponses",
             dependencies: [
                 "FuzzSupport",

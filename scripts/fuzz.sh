@@ -5,7 +5,8 @@
 #
 # Targets: FuzzMessages (framing, decoding, params of every method), FuzzExchangeXML (Autodiscover
 # POX and EWS SOAP answers), FuzzOAuthCallback (redirects, query strings, JWKS, id_tokens),
-# FuzzTokenResponses (token, device code and error bodies from identity providers).
+# FuzzTokenResponses (token, device code and error bodies from identity providers),
+# FuzzNTLMChallenge (NTLM CHALLENGE messages, raw and in SPNEGO, against a reference reader).
 #
 # Each target first replays its inputs in Fuzz/regressions/<target>/ (any failure fails the run),
 # then runs over a working corpus in Fuzz/.build/fuzz-corpus/<target>/ (seeded from, and
@@ -25,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 fuzz=$root/Fuzz
-all_targets=(FuzzMessages FuzzExchangeXML FuzzOAuthCallback FuzzTokenResponses)
+all_targets=(FuzzMessages FuzzExchangeXML FuzzOAuthCallback FuzzTokenResponses FuzzNTLMChallenge)
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift

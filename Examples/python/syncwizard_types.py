@@ -238,13 +238,16 @@ class OpenRPCDocument(TypedDict):
 
 
 class AutodiscoverAttempt(TypedDict):
-    """One try during Autodiscover; also streamed as progress notifications (stage autodiscover)."""
+    """One try during Autodiscover; also streamed as progress notifications (stage autodiscover).
+    discoverAccountHints reports its tries the same way (stage accountHints): GET with the
+    anonymous NTLM NEGOTIATE, outcomes ntlmChallenge, noNTLM, invalidChallenge.
+    """
     # The URL tried, or the DNS name for SRV.
     url: str
     # POST: authenticated POX over verified https; GET: the unauthenticated plain-http redirect
     # probe; SRV: the DNS lookup.
     method: Literal['POST', 'GET', 'SRV']
-    outcome: Literal['settings', 'redirectAddr', 'redirectUrl', 'httpRedirect', 'unauthorized', 'httpStatus', 'timeout', 'unreachable', 'certificateUntrusted', 'invalidResponse', 'tooLarge', 'rejected', 'autodiscoverError', 'noRecords', 'records', 'abandoned']
+    outcome: Literal['settings', 'redirectAddr', 'redirectUrl', 'httpRedirect', 'unauthorized', 'httpStatus', 'timeout', 'unreachable', 'certificateUntrusted', 'invalidResponse', 'tooLarge', 'rejected', 'autodiscoverError', 'noRecords', 'records', 'abandoned', 'ntlmChallenge', 'noNTLM', 'invalidChallenge']
     # One sentence for a person.
     detail: str
     durationMs: int
@@ -322,6 +325,42 @@ class CancelResult(TypedDict):
 
 class SignOutResult(TypedDict):
     signedOut: Literal[True]
+
+
+class AccountHints(TypedDict):
+    """What the Exchange server's NTLM CHALLENGE ([MS-NLMP] 2.2.1.2, AV pairs 2.2.2.1) says about
+    the account's Windows domain, and what to type in the wizard's User name and Domain fields.
+    No credential is sent to read it. Also data.accountHints of invalidCredentials.
+    """
+    # MsvAvNbDomainName (or TargetName of a domain), e.g. CONTOSO: what goes in the Domain field.
+    netbiosDomain: str
+    # MsvAvDnsDomainName, e.g. corp.contoso.com: the suffix of the implicit UPN.
+    dnsDomain: str | None
+    # MsvAvDnsTreeName.
+    forest: str | None
+    # The server that answered: MsvAvDnsComputerName, else MsvAvNbComputerName.
+    server: str | None
+    # Sign-in names the domain accepts, best first: DOMAIN\\local and local@dnsDomain (the e-mail
+    # address itself when its domain is the DNS domain); the e-mail's local part is taken as the
+    # logon name.
+    userNameForms: list[str]
+    # The https URL whose challenge was read.
+    probedUrl: str
+    # The WWW-Authenticate scheme that carried the challenge (negotiate: SPNEGO-wrapped or raw
+    # NTLM).
+    scheme: Literal['ntlm', 'negotiate']
+    # Recommended User name field: the e-mail's local part.
+    userNameField: str
+    # Recommended Domain field: the NetBIOS domain.
+    domainField: str | None
+    # One sentence saying what to type, e.g. "The server's domain is CONTOSO: type alice as User
+    # name and CONTOSO as Domain, or alice@corp.contoso.com with Domain blank."
+    advice: str
+    # The NTLM Version field, e.g. 10.0.17763.
+    windowsVersion: str | None
+    # Every endpoint asked, in order (empty when the hints came from a handshake that already
+    # ran).
+    attempts: list[AutodiscoverAttempt]
 
 
 class InitializeParams(TypedDict):
@@ -479,6 +518,24 @@ class SubmitExchangeCredentialsParams(TypedDict):
 SubmitExchangeCredentialsResult = EndpointsResult
 
 
+class DiscoverAccountHintsParams(TypedDict):
+    """params of discoverAccountHints: Read the account's Windows domain from the Exchange server's
+    NTLM challenge, without any credential.
+    """
+    # The mailbox's e-mail address.
+    email: str
+    # Ask this https URL instead of looking for one.
+    ewsUrl: NotRequired[str | None]
+    # Hosts outside the e-mail domain a redirect may lead to (after redirectNeedsConfirmation).
+    allowRedirectHosts: NotRequired[list[str] | None]
+    # A profile whose trusted certificates (trustCertificate) apply.
+    profileId: NotRequired[ProfileId | None]
+
+
+# result of discoverAccountHints
+DiscoverAccountHintsResult = AccountHints
+
+
 class OverrideEndpointsParams(TypedDict):
     """params of overrideEndpoints: Enter the EWS (and Offline Address Book) URL by hand."""
     # The id createProfile returned (a lowercase UUID).
@@ -632,6 +689,7 @@ MethodName = Literal[
     'setProviderSettings',
     'getProviderSettings',
     'submitExchangeCredentials',
+    'discoverAccountHints',
     'overrideEndpoints',
     'testConnection',
     'trustCertificate',
@@ -685,6 +743,7 @@ ErrorKind = Literal[
     'impersonationDenied',
     'accessDenied',
     'tenantNotRunning',
+    'hintsUnavailable',
 ]
 
 # error.data.kind -> error.code (branch on the kind, not the code)
@@ -731,4 +790,5 @@ ERROR_CODES: dict[str, int] = {
     'impersonationDenied': -32049,
     'accessDenied': -32050,
     'tenantNotRunning': -32051,
+    'hintsUnavailable': -32052,
 }

@@ -111,6 +111,9 @@ public struct IntegratedAuthenticator: Sendable {
         public var scheme: IntegratedScheme
         /// Why earlier schemes were passed over ("Kerberos: Cannot contact any KDC…").
         public var notes: [String]
+        /// The server's CHALLENGE token of an NTLM handshake (raw or SPNEGO), which names its
+        /// domain: an `invalidCredentials` can say what to type without asking again.
+        public var challengeToken: [UInt8]? = nil
     }
 
     public func send(_ request: HTTPRequest, credentials: IntegratedCredentials) async throws(IntegratedAuthError) -> Outcome {
@@ -242,6 +245,7 @@ public struct IntegratedAuthenticator: Sendable {
         } catch {
             throw .credentialsRefused(error)
         }
+        var seenChallenge: [UInt8]?
         for leg in 1...2 {
             var next = request
             next.authentication = .none
@@ -255,8 +259,9 @@ public struct IntegratedAuthenticator: Sendable {
             guard answer.connection.isSameConnection(as: probe.connection) else { throw .connectionNotReused(scheme: "NTLM") }
             let scheme = IntegratedScheme.ntlm(channelBinding: binding != nil, libcurl: false)
             guard leg == 1, answer.status == 401, let challenge = Self.token(in: answer, scheme: label.lowercased()) else {
-                return Outcome(response: answer, scheme: scheme, notes: notes)
+                return Outcome(response: answer, scheme: scheme, notes: notes, challengeToken: seenChallenge)
             }
+            seenChallenge = challenge
             do {
                 token = try await context.step(challenge).token
             } catch {

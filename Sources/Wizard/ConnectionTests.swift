@@ -105,7 +105,9 @@ extension WizardService {
                 userName: userName, domain: settings.domain, email: email,
                 password: password, impersonateMailbox: settings.impersonateMailbox)
             let test = EWSConnectionTest(client: try network.http(), pins: { host in profile.pins(for: host) })
-            return await test.run(account: account, ewsUrl: ewsUrl, oabUrl: settings.endpoints.oabUrl, progress: progress)
+            let (checks, error) = await test.run(account: account, ewsUrl: ewsUrl, oabUrl: settings.endpoints.oabUrl, progress: progress)
+            guard let error else { return (checks, nil) }
+            return (checks, await addingAccountHints(to: error, url: ewsUrl, account: account, profile: profile))
         } catch {
             return ([], error)
         }

@@ -67,7 +67,8 @@ extension WizardService {
             if ExchangeSettings(updated.connection(for: .exchange).settings).endpoints.ewsUrl != nil {
                 return endpoints(of: updated, autodiscover: (ok: false, attempts: error.attempts))
             }
-            throw error.error
+            let refusedAt = error.attempts.first { $0.outcome == "unauthorized" }?.url
+            throw await addingAccountHints(to: error.error, url: refusedAt, account: account, profile: updated)
         }
         updated = try await store.update(params.profileId) { profile in
             var c = profile.connection(for: .exchange)

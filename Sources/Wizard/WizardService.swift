@@ -77,6 +77,7 @@ public final class WizardService: Sendable {
         }
         table.register(SetProviderSettings.self) { params, _ in try await self.setProviderSettings(params) }
         table.register(SubmitExchangeCredentials.self) { params, context in try await self.submitExchangeCredentials(params, context: context) }
+        table.register(DiscoverAccountHints.self) { params, context in try await self.discoverAccountHints(params, context: context) }
         table.register(OverrideEndpoints.self) { params, _ in try await self.overrideEndpoints(params) }
         table.register(TrustCertificate.self) { params, _ in try await self.trustCertificate(params) }
         table.register(TestConnection.self) { params, context in try await self.testConnection(params, context: context) }

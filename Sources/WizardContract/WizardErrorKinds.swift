@@ -47,6 +47,8 @@ extension ErrorKind {
     public static let impersonationDenied = ErrorKind("impersonationDenied", code: -32049)
     public static let accessDenied = ErrorKind("accessDenied", code: -32050)
     public static let tenantNotRunning = ErrorKind("tenantNotRunning", code: -32051)
+    /// No allowed endpoint offers NTLM or Negotiate, so the domain cannot be read (discoverAccountHints).
+    public static let hintsUnavailable = ErrorKind("hintsUnavailable", code: -32052)
 
     /// Every kind this build can return, in contract order.
     public static let all: [ErrorKind] = [
@@ -60,7 +62,7 @@ extension ErrorKind {
         .mfaRequired, .conditionalAccessBlocked,
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
-        .impersonationDenied, .accessDenied, .tenantNotRunning,
+        .impersonationDenied, .accessDenied, .tenantNotRunning, .hintsUnavailable,
     ]
 }
 

@@ -40,6 +40,7 @@ import WizardContract
         SetProviderSettings.name: SetProviderSettings.Params.parameterNames,
         GetProviderSettings.name: GetProviderSettings.Params.parameterNames,
         SubmitExchangeCredentials.name: SubmitExchangeCredentials.Params.parameterNames,
+        DiscoverAccountHints.name: DiscoverAccountHints.Params.parameterNames,
         OverrideEndpoints.name: OverrideEndpoints.Params.parameterNames,
         TestConnection.name: TestConnection.Params.parameterNames,
         TrustCertificate.name: TrustCertificate.Params.parameterNames,

@@ -71,6 +71,37 @@ public struct Autodiscover: Sendable {
     }
 }
 
+/// Where Autodiscover may look and where it may follow a redirect: shared by Autodiscover and
+/// AccountHintsProbe, so the anonymous NTLM probe goes nowhere Autodiscover would not.
+public enum AutodiscoverRules {
+    /// Step 1, in priority order: built from the exact e-mail domain only.
+    public static func httpsCandidates(domain: String) -> [String] {
+        ["https://\(domain)/autodiscover/autodiscover.xml", "https://autodiscover.\(domain)/autodiscover/autodiscover.xml"]
+    }
+
+    /// Step 2: the unauthenticated plain-http GET whose redirect is followed only to https.
+    public static func httpRedirectCandidate(domain: String) -> String {
+        "http://autodiscover.\(domain)/autodiscover/autodiscover.xml"
+    }
+
+    /// Step 3: DNS SRV, port 443 only; its targets count as redirects (the host rule applies).
+    public static func srvName(domain: String) -> String { "_autodiscover._tcp.\(domain)" }
+
+    public static func isUsable(_ record: SRVRecord) -> Bool { record.port == 443 }
+
+    public static func srvCandidate(_ record: SRVRecord) -> String {
+        "https://\(record.target.lowercased())/autodiscover/autodiscover.xml"
+    }
+
+    /// A redirect may go to the e-mail domain, its subdomains, or a host the caller confirmed.
+    public static func isAllowed(_ host: String, domain: String, allowed: Set<String>) -> Bool {
+        let host = host.lowercased()
+        return host == domain || host.hasSuffix("." + domain) || allowed.contains(host)
+    }
+
+    public static let redirectStatuses: Set<Int> = [301, 302, 303, 307, 308]
+}
+
 /// Autodiscover did not find the endpoints: the contract's error (which carries the attempts
 /// for the client) and the attempts themselves, typed, for the caller.
 public struct AutodiscoverFailure: Error, Sendable {
@@ -141,8 +172,7 @@ final class AutodiscoverRun: Sendable {
     var attempts: [AutodiscoverAttempt] { state.withLock { $0.attempts } }
 
     func isAllowed(_ host: String) -> Bool {
-        let host = host.lowercased()
-        return host == originalDomain || host.hasSuffix("." + originalDomain) || allowed.contains(host)
+        AutodiscoverRules.isAllowed(host, domain: originalDomain, allowed: allowed)
     }
 
     /// Counts a redirect; false once the limit is passed.
@@ -217,21 +247,18 @@ final class AutodiscoverRun: Sendable {
     /// One pass over the candidates for one address.
     func discover(email: String, domain: String, failures: inout [Failure]) async throws(RPCError) -> CandidateResult? {
         // 1. Both https candidates at once.
-        let candidates = [
-            "https://\(domain)/autodiscover/autodiscover.xml",
-            "https://autodiscover.\(domain)/autodiscover/autodiscover.xml",
-        ]
+        let candidates = AutodiscoverRules.httpsCandidates(domain: domain)
         let first = await probeConcurrently(candidates, email: email)
         if let decisive = first.first(where: \.isDecisive) { return decisive }
         failures += first.compactMap { if case .failed(let f) = $0 { f } else { nil } }
-        guard budgetLeft(for: "http://autodiscover.\(domain)/autodiscover/autodiscover.xml", method: "GET") else { return nil }
+        guard budgetLeft(for: AutodiscoverRules.httpRedirectCandidate(domain: domain), method: "GET") else { return nil }
 
         // 2. Unauthenticated GET over plain http; only an https redirect is followed.
         progress("autodiscover", "Trying the http redirect of autodiscover.\(domain).", 50)
         let viaRedirect = await httpRedirectProbe(domain: domain, email: email)
         if let viaRedirect, viaRedirect.isDecisive { return viaRedirect }
         if case .failed(let f)? = viaRedirect { failures.append(f) }
-        guard budgetLeft(for: "_autodiscover._tcp.\(domain)", method: "SRV") else { return nil }
+        guard budgetLeft(for: AutodiscoverRules.srvName(domain: domain), method: "SRV") else { return nil }
 
         // 3. DNS SRV.
         progress("autodiscover", "Looking up _autodiscover._tcp.\(domain).", 75)
@@ -358,7 +385,7 @@ final class AutodiscoverRun: Sendable {
 
     /// GET http://autodiscover.DOMAIN/… without credentials; a redirect to https is POSTed to.
     func httpRedirectProbe(domain: String, email: String) async -> CandidateResult? {
-        let url = "http://autodiscover.\(domain)/autodiscover/autodiscover.xml"
+        let url = AutodiscoverRules.httpRedirectCandidate(domain: domain)
         let timeout = min(settings.attemptTimeoutSeconds, remaining)
         guard timeout > 0 else { return nil }
         let watch = Stopwatch()
@@ -383,7 +410,7 @@ final class AutodiscoverRun: Sendable {
     }
 
     func srvProbe(domain: String, email: String) async -> [CandidateResult] {
-        let name = "_autodiscover._tcp.\(domain)"
+        let name = AutodiscoverRules.srvName(domain: domain)
         let watch = Stopwatch()
         let records: [SRVRecord]
         do {
@@ -393,7 +420,7 @@ final class AutodiscoverRun: Sendable {
             record(url: name, method: "SRV", outcome: outcome, detail: error.description, durationMs: watch.elapsedMs)
             return []
         }
-        let usable = records.filter { $0.port == 443 }
+        let usable = records.filter(AutodiscoverRules.isUsable)
         record(
             url: name, method: "SRV", outcome: usable.isEmpty ? "noRecords" : "records",
             detail: usable.isEmpty ? "no SRV records on port 443" : usable.map { "\($0.target):\($0.port)" }.joined(separator: ", "),
@@ -401,7 +428,7 @@ final class AutodiscoverRun: Sendable {
         var results: [CandidateResult] = []
         for record in usable {
             guard remaining > 0 else { break }
-            let result = await post(url: "https://\(record.target.lowercased())/autodiscover/autodiscover.xml", email: email, viaRedirect: true)
+            let result = await post(url: AutodiscoverRules.srvCandidate(record), email: email, viaRedirect: true)
             results.append(result)
             if result.isDecisive { break }
         }

@@ -1,6 +1,7 @@
 import ConnectorCore
 import EWS
 import HTTP
+import NTLMChallenge
 import RPCCore
 import WizardContract
 import XMLTree
@@ -60,9 +61,19 @@ public struct EWSConnectionTest: Sendable {
             method: "POST", url: ewsUrl, headers: headers, body: EWS.getFolderBody(impersonate: account.impersonateMailbox),
             timeoutSeconds: timeoutSeconds, maxResponseBytes: 1 << 20, pinnedCertificateSHA256: pins(host))
         let outcome = try await ExchangeAuthentication.sendIntegrated(request, account: account, client: client)
-        let message = try EWS.interpretGetFolder(
-            outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
-            credentialsHint: ExchangeHints.userNameForms)
+        let message: String
+        do {
+            message = try EWS.interpretGetFolder(
+                outcome.response, mailbox: account.email, impersonating: account.impersonateMailbox,
+                credentialsHint: ExchangeHints.userNameForms)
+        } catch {
+            // The handshake that got the 401 already saw the server's CHALLENGE: it names the domain.
+            guard error.kind == .invalidCredentials, let token = outcome.challengeToken,
+                let challenge = try? NTLMChallengeInfo.parse(httpToken: token)
+            else { throw error }
+            let scheme = outcome.scheme == .none ? "ntlm" : outcome.scheme.name
+            throw AccountHints.from(challenge, email: account.email, probedUrl: ewsUrl, scheme: scheme, attempts: []).attach(to: error, account: account)
+        }
         guard outcome.scheme != .none else { return message }
         let passedOver = outcome.notes.isEmpty ? "" : " (" + outcome.notes.joined(separator: "; ") + ")"
         return message + " Authenticated with \(outcome.scheme.label)\(passedOver)."

@@ -39,7 +39,9 @@ from datetime import datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
 import spnego
+import spnego._ntlm
 import trustme
+from spnego._ntlm_raw.messages import AvId, Challenge, FileTime, NegotiateFlags, TargetInfo
 
 # ---------------------------------------------------------------------------------------------
 # Constants
@@ -96,11 +98,13 @@ AUTODISCOVER_MESSAGES = {
 
 HOST_KEYS = {
     "behaviour", "untrusted", "expired", "certificateName", "delayMs", "auth", "offerNegotiate",
-    "status", "reset", "redirect", "oversizeBytes", "oversizeChunked", "invalidXml",
-    "autodiscover", "ews", "oab",
+    "offerNTLM", "ntlmDomain", "status", "reset", "redirect", "oversizeBytes", "oversizeChunked",
+    "invalidXml", "autodiscover", "ews", "oab",
 }
-HTTP_HOST_KEYS = {"behaviour", "delayMs", "auth", "offerNegotiate", "status", "reset", "redirect",
-                  "oversizeBytes", "oversizeChunked", "invalidXml", "autodiscover", "ews", "oab"}
+HTTP_HOST_KEYS = {"behaviour", "delayMs", "auth", "offerNegotiate", "offerNTLM", "ntlmDomain", "status",
+                  "reset", "redirect", "oversizeBytes", "oversizeChunked", "invalidXml", "autodiscover",
+                  "ews", "oab"}
+NTLM_DOMAIN_KEYS = {"netbios", "dns", "forest", "computer"}
 BEHAVIOURS = {"normal", "hang", "hangAfterHandshake"}
 
 
@@ -167,6 +171,11 @@ class Config:
             if spec.get("auth", "ntlm") not in ("ntlm", "basic", "none"):
                 fail("%s[%r]: auth must be ntlm, basic or none" % (label, name))
             where = "%s[%r]" % (label, name)
+            nd = spec.get("ntlmDomain")
+            if nd is not None and not (isinstance(nd, dict) and set(nd) <= NTLM_DOMAIN_KEYS
+                                       and all(isinstance(v, str) and v for v in nd.values())):
+                fail(where + '.ntlmDomain is {"netbios": "CONTOSO", "dns": "corp.contoso.com", '
+                     '"forest": "contoso.com", "computer": "EXCH01"} (non-empty strings, all optional)')
             if "autodiscover" in spec:
                 check_autodiscover(spec["autodiscover"], where + ".autodiscover")
             if "ews" in spec:
@@ -380,6 +389,64 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         pass  # clients that abort on purpose are the point of these tests
 
 
+# ---------------------------------------------------------------------------------------------
+# A domain member server's NTLM challenge
+#
+# pyspnego's acceptor answers a NEGOTIATE with a standalone server's CHALLENGE (TargetName = its
+# host name, NTLMSSP_TARGET_TYPE_SERVER, MsvAvNbDomainName "WORKSTATION", no DNS domain). IIS on a
+# domain member ([MS-NLMP] §2.2.1.2, §3.2.5.1.1) answers with TargetName = the NetBIOS domain,
+# NTLMSSP_TARGET_TYPE_DOMAIN and the AV pairs ([MS-NLMP] §2.2.2.1) MsvAvNbComputerName,
+# MsvAvNbDomainName, MsvAvDnsComputerName, MsvAvDnsDomainName, MsvAvDnsTreeName, MsvAvTimestamp, in
+# that order. The wrapper below rebuilds pyspnego's challenge that way and stores it back as the
+# acceptor's own (_temp_challenge): AUTHENTICATE verification takes the server challenge from it
+# and the MIC covers its packed bytes, so pyspnego still checks the client against exactly what
+# was sent (the client's NTLMv2 response echoes this TargetInfo, which is what it proves).
+
+_NTLM_DOMAIN = threading.local()  # the domain of the host whose handshake runs on this thread
+_pyspnego_accept_negotiate = spnego._ntlm.NTLMProxy._step_accept_negotiate
+
+
+def ntlm_domain(spec, host):
+    """The host's ntlmDomain, defaults from its name: mail.contoso.test -> CONTOSO,
+    contoso.test (DNS domain and forest), computer MAIL."""
+    labels = (host or "exchange.contoso.test").split(".")
+    dns = ".".join(labels[1:]) if len(labels) > 2 else ".".join(labels)
+    d = {"netbios": dns.split(".")[0].upper()[:15], "dns": dns, "forest": dns, "computer": labels[0].upper()[:15]}
+    d.update(spec.get("ntlmDomain") or {})
+    return d
+
+
+def _member_server_challenge(self, token):
+    standard = Challenge.unpack(_pyspnego_accept_negotiate(self, token))
+    domain = getattr(_NTLM_DOMAIN, "current", None)
+    if domain is None:
+        return standard.pack()
+    computer = domain["computer"]
+    info = TargetInfo()
+    info[AvId.nb_computer_name] = computer
+    info[AvId.nb_domain_name] = domain["netbios"]
+    info[AvId.dns_computer_name] = "%s.%s" % (computer.lower(), domain["dns"])
+    info[AvId.dns_domain_name] = domain["dns"]
+    info[AvId.dns_tree_name] = domain["forest"]
+    info[AvId.timestamp] = FileTime.now()
+    flags = (standard.flags & ~NegotiateFlags.target_type_server) | NegotiateFlags.target_type_domain
+    kwargs = {"version": standard.version} if flags & NegotiateFlags.version else {}
+    challenge = Challenge(flags, standard.server_challenge, target_name=domain["netbios"], target_info=info, **kwargs)
+    self._temp_challenge = challenge
+    return challenge.pack()
+
+
+spnego._ntlm.NTLMProxy._step_accept_negotiate = _member_server_challenge
+
+
+def ntlm_message_type(raw):
+    """1 (NEGOTIATE), 3 (AUTHENTICATE)... of a raw or SPNEGO-wrapped NTLM token, for the log."""
+    at = raw.find(b"NTLMSSP\x00")
+    if at < 0 or len(raw) < at + 12:
+        return None
+    return {1: "negotiate", 2: "challenge", 3: "authenticate"}.get(struct.unpack("<I", raw[at + 8:at + 12])[0], "other")
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Microsoft-IIS/10.0"
@@ -476,7 +543,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "kind": "request", "listener": listener, "connection": self.conn_id,
             "host": name, "hostHeader": host_header or None,
             "method": self.command, "path": self.path,
-            "authScheme": canonical_scheme(scheme), "authenticatedUser": None,
+            "authScheme": canonical_scheme(scheme), "ntlmMessage": None, "authenticatedUser": None,
             "status": None, "outcome": "answered",
             "impersonating": None, "anchorMailbox": self.headers.get("X-AnchorMailbox"),
             "serverVersion": None, "impersonationIdType": None, "operation": None,
@@ -537,7 +604,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "basic":
             headers = [("WWW-Authenticate", 'Basic realm="%s"' % host)]
         else:
-            headers = [("WWW-Authenticate", "NTLM")]
+            headers = [("WWW-Authenticate", "NTLM")] if spec.get("offerNTLM", True) else []
             if spec.get("offerNegotiate", True):
                 headers.insert(0, ("WWW-Authenticate", "Negotiate"))
         return self.answer(entry, 401, UNAUTHORIZED_HTML, headers=headers)
@@ -552,7 +619,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.challenge(entry, spec, mode, host)
         scheme, _, token = authorization.strip().partition(" ")
         scheme = scheme.lower()
-        offers = ["ntlm"] + (["negotiate"] if spec.get("offerNegotiate", True) else [])
+        offers = (["ntlm"] if spec.get("offerNTLM", True) else []) + (["negotiate"] if spec.get("offerNegotiate", True) else [])
         if mode == "ntlm" and scheme in offers:
             return self.step_ntlm(entry, spec, host, scheme, token.strip())
         if mode == "basic" and scheme == "basic":
@@ -569,6 +636,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raw = b""
         if not raw:
             return self.challenge(entry, spec, "ntlm", host)
+        entry["ntlmMessage"] = ntlm_message_type(raw)
         starts = (raw.startswith(b"NTLMSSP\x00") and raw[8:12] == b"\x01\x00\x00\x00") or raw[:1] == b"\x60"
         if starts or self.auth_ctx is None or self.auth_ctx_scheme != scheme:
             # A type-1 message (or SPNEGO init token) starts a new context, also on a connection
@@ -577,6 +645,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.auth_ctx_scheme = scheme
             self.auth_ctx = spnego.server(hostname=host, service="HTTP",
                                           protocol="ntlm" if scheme == "ntlm" else "negotiate")
+        _NTLM_DOMAIN.current = ntlm_domain(spec, host)
         try:
             out = self.auth_ctx.step(raw)
         except Exception:  # pyspnego decided: wrong password, unknown user, wrong domain...

@@ -137,6 +137,53 @@ print(("ok    " if reply.status == 200 else "FAIL  ") + "Negotiate (SPNEGO/NTLM)
 EOF
 )
 tally "$out"
+out=$(python3 - "$CA" "$HTTPS" 2>&1 <<'EOF'
+# The challenge is a domain member server's ([MS-NLMP] 2.2.1.2, 2.2.2.1), read with pyspnego's
+# own message parser: TargetName = NetBIOS domain, NTLMSSP_TARGET_TYPE_DOMAIN, the AV pairs of
+# the host's ntlmDomain (or the defaults from its name); offerNTLM false: Negotiate only.
+import base64, http.client, socket, ssl, struct, sys
+from spnego._ntlm_raw.messages import AvId, Challenge, NegotiateFlags
+from spnego._spnego import unpack_token
+ca, port = sys.argv[1], int(sys.argv[2])
+NEGOTIATE = b"NTLMSSP\x00" + struct.pack("<II", 1, 0xE0888207) + struct.pack("<HHI", 0, 0, 32) * 2
+def ask(host, scheme, token):
+    conn = http.client.HTTPSConnection(host, 443, context=ssl.create_default_context(cafile=ca))
+    conn._create_connection = lambda *a, **k: socket.create_connection(("127.0.0.1", port))
+    headers = {"Authorization": "%s %s" % (scheme, base64.b64encode(token).decode())} if token else {}
+    conn.request("GET", "/EWS/Exchange.asmx", headers=headers)
+    reply = conn.getresponse()
+    reply.read()
+    return reply.status, reply.msg.get_all("WWW-Authenticate") or []
+def check(label, condition):
+    print(("ok    " if condition else "FAIL  ") + label)
+def challenge(values, scheme):
+    token = base64.b64decode(next(v for v in values if v.startswith(scheme + " ")).split(" ", 1)[1])
+    return Challenge.unpack(token if token.startswith(b"NTLMSSP") else unpack_token(token).response_token)
+status, values = ask("mail.contoso.test", "NTLM", NEGOTIATE)
+c = challenge(values, "NTLM")
+info = c.target_info
+check("NTLM challenge: TargetName is the NetBIOS domain", status == 401 and c.target_name == "CONTOSO")
+check("NTLM challenge: NTLMSSP_TARGET_TYPE_DOMAIN, not _SERVER",
+      c.flags & NegotiateFlags.target_type_domain and not c.flags & NegotiateFlags.target_type_server)
+check("NTLM challenge: AV pairs of ntlmDomain",
+      [info[AvId.nb_computer_name], info[AvId.nb_domain_name], info[AvId.dns_computer_name],
+       info[AvId.dns_domain_name], info[AvId.dns_tree_name]]
+      == ["EXCH01", "CONTOSO", "exch01.corp.contoso.test", "corp.contoso.test", "contoso.test"])
+check("NTLM challenge: AV pair order, MsvAvTimestamp and MsvAvEOL as Windows sends them",
+      list(info.keys()) == [AvId.nb_computer_name, AvId.nb_domain_name, AvId.dns_computer_name,
+                            AvId.dns_domain_name, AvId.dns_tree_name, AvId.timestamp, AvId.eol])
+status, values = ask("negotiate.contoso.test", None, None)
+check("offerNTLM false: only WWW-Authenticate: Negotiate", status == 401 and values == ["Negotiate"])
+status, values = ask("negotiate.contoso.test", "NTLM", NEGOTIATE)
+check("offerNTLM false: an NTLM token is refused", status == 401 and values == ["Negotiate"])
+status, values = ask("negotiate.contoso.test", "Negotiate", NEGOTIATE)
+c = challenge(values, "Negotiate")
+check("Negotiate-only host: challenge with the defaults from its name",
+      c.target_name == "CONTOSO" and c.target_info[AvId.dns_domain_name] == "contoso.test"
+      and c.target_info[AvId.nb_computer_name] == "NEGOTIATE")
+EOF
+)
+tally "$out"
 expect "Basic on an NTLM host -> 401" "401 0" "$(c --basic -u "$GOOD" -d @"$here/getfolder.xml" $EWS)"
 # 30 parallel NTLM handshakes, each on its own connection
 export CA HTTPS GOOD here
@@ -288,7 +335,7 @@ def check(label, condition):
     print(("ok    " if condition else "FAIL  ") + label)
     failures += not condition
 keys = {"t", "kind", "listener", "connection", "host", "hostHeader", "method", "path", "authScheme",
-        "authenticatedUser", "status", "outcome", "impersonating", "anchorMailbox", "serverVersion",
+        "ntlmMessage", "authenticatedUser", "status", "outcome", "impersonating", "anchorMailbox", "serverVersion",
         "impersonationIdType", "operation", "folder", "mailbox", "emailAddress"}
 check("log: every request entry has the documented keys", all(set(e) == keys for e in requests))
 ok200 = [e for e in requests if e["path"] == "/EWS/Exchange.asmx" and e["status"] == 200 and e["host"] == "mail.contoso.test"]

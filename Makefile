@@ -16,9 +16,11 @@ build:
 clean:
 	swift package clean
 
-# Benchmarks against peers in one run (BENCHMARKS.md); --quick is the CI variant.
+# Benchmarks against peers in one run (BENCHMARKS.md); --quick is the CI variant. The WAN
+# round-trip table (Benchmarks/wan, root: network namespaces) follows the full run.
 bench: build
 	Benchmarks/run.sh
+	SYNCWIZARD_BIN=$$(swift build -c release --show-bin-path)/syncwizard Benchmarks/wan/run.sh
 
 bench-quick: build
 	Benchmarks/run.sh --quick

@@ -356,7 +356,9 @@ def exchangelib_child(spec_json):
         _ = account.calendar
         ews = account.protocol.service_endpoint
     else:
-        account = Account(spec["email"], credentials=credentials, autodiscover=True, access_type=DELEGATE)
+        # The version given, as in the GetFolder row: its guess (ResolveNames) is no verdict here.
+        config = Configuration(credentials=credentials, auth_type=NTLM, version=version)
+        account = Account(spec["email"], config=config, autodiscover=True, access_type=DELEGATE)
         _ = account.calendar
         ews = account.protocol.service_endpoint
     t1 = time.perf_counter()

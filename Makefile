@@ -24,6 +24,8 @@ bench: build
 
 bench-quick: build
 	Benchmarks/run.sh --quick
+	@if [ "$$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then Benchmarks/wan/run.sh --smoke; \
+	else echo "bench-quick: WAN delay-line smoke skipped (needs root and /dev/net/tun)"; fi
 
 # libFuzzer targets (Fuzz/README.md). fuzz-smoke is CI's: regressions, then 60 s per target,
 # the committed corpus left as it is.

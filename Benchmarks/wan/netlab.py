@@ -23,6 +23,7 @@ import collections
 import ctypes
 import fcntl
 import os
+import select
 import struct
 import subprocess
 import threading
@@ -169,6 +170,10 @@ class Lab:
     def _reader(self, src, dst, line, cond, upstream):
         self._realtime()
         while not self.stopping:
+            # A timeout so that close() finds every thread gone before it closes the fds (a
+            # closed fd number is soon reused, and a packet must never go into someone's pipe).
+            if not select.select([src], [], [], 0.2)[0]:
+                continue
             try:
                 pkt = os.read(src, 65535)
             except OSError:
@@ -185,7 +190,7 @@ class Lab:
         while not self.stopping:
             with cond:
                 while not line and not self.stopping:
-                    cond.wait(0.5)
+                    cond.wait(0.2)
                 if self.stopping:
                     return
                 due, pkt = line[0]
@@ -239,6 +244,9 @@ class Lab:
 
     def close(self):
         self.stopping = True
+        for t in self.threads:
+            t.join(2)
+        self.threads = []
         if self.home is not None:
             _libc.setns(self.home, CLONE_NEWNET)
             os.close(self.home)

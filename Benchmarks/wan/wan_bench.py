@@ -408,7 +408,7 @@ def main(argv=None):
     use_exl = not args.no_exchangelib and not args.smoke and os.access(args.exchangelib_python, os.X_OK)
     workdir = tempfile.mkdtemp(prefix="syncwizard-wan-")
     copies = []
-    for label, path in binaries:   # private copies: a rebuild during the run cannot swap them
+    for label, path in ([] if args.smoke else binaries):   # private copies: a rebuild cannot swap them
         dst = os.path.join(workdir, f"bin-{len(copies)}")
         shutil.copy2(path, dst)
         copies.append((label, dst, path))

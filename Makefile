@@ -24,7 +24,10 @@ bench: build
 
 bench-quick: build
 	Benchmarks/run.sh --quick
-	@if [ "$$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then Benchmarks/wan/run.sh --smoke; \
+	@# The delay line is the benchmark's harness, not the product: a machine that cannot make
+	@# network namespaces, or is too loaded to hold 50 ms, gets a warning, not a red CI.
+	@if [ "$$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then Benchmarks/wan/run.sh --smoke \
+	  || echo "bench-quick: WAN delay-line smoke did not pass on this machine (advisory; see above)"; \
 	else echo "bench-quick: WAN delay-line smoke skipped (needs root and /dev/net/tun)"; fi
 
 # libFuzzer targets (Fuzz/README.md). fuzz-smoke is CI's: regressions, then 60 s per target,

@@ -153,7 +153,7 @@ let package = Package(
         .testTarget(
             name: "OAuthTests",
             dependencies: [
-                "OAuth", "Cryptography", "RPCCore", "WizardContract", "TestSupport", "Threading",
+                "OAuth", "Cryptography", "RPCCore", "WizardContract", "TestSupport", "Threading", "HTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),

@@ -34,6 +34,12 @@ public struct AccessTokenSource: Sendable {
     /// A token for another resource (Exchange Online beside Graph), not cached.
     public func token(scope: String) async throws(RPCError) -> String { try await fetch(scope, false) }
 
+    /// The cached token dropped (the provider rejected it) and a refreshed one.
+    public func refreshed() async throws(RPCError) -> String {
+        await forget()
+        return try await token()
+    }
+
     /// A cached token the provider already rejects (expired or revoked early) is replaced by a
     /// refreshed one, once; `probe` is a cheap call that tells. Other failures of the probe are
     /// left for the named checks to report.

@@ -47,7 +47,7 @@ public struct OAuthFlow: Sendable {
     ) -> SignInPlan {
         var query = [("client_id", provider.clientId)]
         query += parameters ?? provider.authorizationParameters(loginHint: loginHint)
-        return SignInPlan(
+        var plan = SignInPlan(
             profileId: profileId, system: provider.system, authorizeEndpoint: provider.authorizeEndpoint,
             parameters: query, redirectHost: provider.redirectHost, timeoutSeconds: timeoutSeconds,
             finish: { answer throws(RPCError) -> JSONObject in
@@ -58,6 +58,14 @@ public struct OAuthFlow: Sendable {
                 return signedIn.account
             },
             mapError: provider.mapError)
+        // While the user is at the provider's pages: the key set, and with it (same host at
+        // Microsoft and SuperOffice) a pooled TLS connection for the token request after the
+        // callback. libcurl's connection cache belongs to the multi handle every request shares;
+        // a CURLOPT_CONNECT_ONLY connection would not do, libcurl never hands those to others.
+        let keySets = self.keySets
+        let jwks = provider.jwksEndpoint
+        plan.prepare = { await keySets.prefetch(jwks) }
+        return plan
     }
 
     /// Code → tokens → checked id_token → account.
@@ -70,7 +78,18 @@ public struct OAuthFlow: Sendable {
         if let scope = provider.tokenScope { form.append(("scope", scope)) }
         if let verifier = answer.codeVerifier { form.append(("code_verifier", verifier)) }
         if let clientSecret { form.append(("client_secret", clientSecret)) }
-        let tokens = try await request(provider.tokenEndpoint, form: form, mapError: provider.mapError)
+        // The key set beside the token request, not after it (a no-op once prepare fetched it).
+        let keySets = self.keySets
+        let jwks = provider.jwksEndpoint
+        async let keysReady: Void = keySets.prefetch(jwks)
+        let tokens: TokenResponse
+        do {
+            tokens = try await request(provider.tokenEndpoint, form: form, mapError: provider.mapError)
+        } catch {
+            await keysReady
+            throw error
+        }
+        await keysReady
         return try await signedIn(tokens, provider: provider, nonce: answer.nonce, redirect: answer.extra)
     }
 

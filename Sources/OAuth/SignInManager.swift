@@ -20,6 +20,9 @@ public struct SignInPlan: Sendable {
     /// tenant-wide admin consent, protocols.md §7.3). Its answer on the loopback page sends the
     /// same tab on to the authorization request.
     public var consentLeg: ConsentLeg?
+    /// Work for while the browser is out (the key set, which also opens the token endpoint's
+    /// connection): started with the sign-in, never waited for by it.
+    public var prepare: (@Sendable () async -> Void)?
     /// Exchanges the code, checks the id_token, stores the refresh token; returns the account.
     public var finish: @Sendable (SignInAnswer) async throws(RPCError) -> JSONObject
     /// Gives an error redirect (error=…&error_description=…) its contract kind.
@@ -185,6 +188,7 @@ public actor SignInManager {
             url = Self.url(leg.endpoint, leg.parameters + [("redirect_uri", redirectURI), ("state", consentState)])
         }
 
+        if let prepare = plan.prepare { Task { await prepare() } }
         let timeout = plan.timeoutSeconds
         Task { [weak self] in
             try? await sleep(seconds: timeout)

@@ -73,28 +73,41 @@ extension WizardService {
     /// (protocols.md §7.3). Both keep the EWS URL Autodiscover v2 names for the account.
     func microsoftPlan(_ params: StartSignIn.Params, microsoft: Microsoft365, clientSecret: String?, flow: OAuthFlow) throws(RPCError) -> SignInPlan {
         let consentLeg = params.adminConsent ? try microsoft.adminConsentLeg() : nil
-        let http = flow.http
         var plan = flow.plan(
             microsoft, profileId: params.profileId, clientSecret: clientSecret, loginHint: params.loginHint,
             timeoutSeconds: signInTimeoutSeconds, keeper: self,
             parameters: consentLeg == nil ? nil : microsoft.authorizationParameters(loginHint: params.loginHint, prompt: "select_account")
         ) { signedIn in
-            await Self.microsoftExtras(signedIn, adminConsent: consentLeg != nil, http: http)
+            Self.microsoftExtras(signedIn, adminConsent: consentLeg != nil)
         }
         plan.consentLeg = consentLeg
         return plan
     }
 
-    static func microsoftExtras(_ signedIn: SignedIn, adminConsent: Bool, http: any HTTPTransport) async -> (account: JSONObject, settings: JSONObject) {
-        var ews: String?
-        if let upn = signedIn.account["userPrincipalName"]?.stringValue {
-            ews = await Microsoft365.discoverEWS(email: upn, http: http)
-        }
+    /// What a Microsoft sign-in files beside the tokens. The EWS URL is looked up after it is
+    /// kept (`discoverMicrosoftEWS`): no verdict waits for it, so signInCompleted does not.
+    static func microsoftExtras(_ signedIn: SignedIn, adminConsent: Bool) -> (account: JSONObject, settings: JSONObject) {
         let tenant: String?? = adminConsent ? .some(signedIn.account["tenantId"]?.stringValue) : nil
         return (
             account: adminConsent ? ["adminConsent": true] : [:],
-            settings: Microsoft365Settings.afterSignIn(discoveredEwsUrl: ews, adminConsentTenant: tenant)
+            settings: Microsoft365Settings.afterSignIn(discoveredEwsUrl: nil, adminConsentTenant: tenant)
         )
+    }
+
+    /// Autodiscover v2 for the signed-in account's EWS URL, in the background, filed into the
+    /// profile if it is still signed in as that account.
+    func discoverMicrosoftEWS(profileId: String, userPrincipalName upn: String) {
+        guard let http = try? network.http() else { return }
+        let store = self.store
+        Task {
+            let ews = await Microsoft365.discoverEWS(email: upn, http: http)
+            _ = try? await store.update(profileId) { profile in
+                var c = profile.connection(for: .microsoft365)
+                guard c.hasRefreshToken, c.account?["userPrincipalName"]?.stringValue == upn else { return }
+                c.settings["discoveredEwsUrl"] = .string(ews)
+                profile.setConnection(c, for: .microsoft365)
+            }
+        }
     }
 
     /// RFC 8628 for front ends without a browser: the user enters userCode at verificationUri.
@@ -108,7 +121,7 @@ extension WizardService {
             expiresIn: device.expiresIn, message: device.message, isoDate: Clock.iso8601, now: Clock.now()
         ) { [self] () throws(RPCError) -> JSONObject in
             let signedIn = try await flow.pollDeviceCode(device, provider: microsoft, clientSecret: clientSecret)
-            let extras = await Self.microsoftExtras(signedIn, adminConsent: false, http: flow.http)
+            let extras = Self.microsoftExtras(signedIn, adminConsent: false)
             try await keep(signedIn, profileId: profileId, system: .microsoft365, settings: extras.settings)
             return signedIn.account
         }
@@ -192,5 +205,8 @@ extension WizardService: SignInKeeper {
             profile.setConnection(c, for: system)
         }
         logger.info("Profile \(profileId) signed in to \(system.displayName).")
+        if system == .microsoft365, let upn = signedIn.account["userPrincipalName"]?.stringValue {
+            discoverMicrosoftEWS(profileId: profileId, userPrincipalName: upn)
+        }
     }
 }

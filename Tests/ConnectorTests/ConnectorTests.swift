@@ -119,6 +119,31 @@ import WizardContract
         #expect(tokens.forgets.withLock { $0 } == 1)
     }
 
+    /// The three Graph checks are independent: they are in flight at once, and no /me probe
+    /// goes before them (issue 16: each sequential call is a round trip on a WAN).
+    @Test func microsoftGraphChecksRunAtOnceWithoutAProbe() async {
+        let graph = Self.graph(scopes: Set(Microsoft365.requiredScopes))
+        let overlap = OverlapTransport(then: graph, delayMs: 150)
+        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
+            http: overlap, progress: Self.noProgress)
+        #expect(error == nil, "\(String(describing: error))")
+        #expect(checks.map(\.name) == ["graphDirectory", "graphCalendar", "organizationConsent"])
+        #expect(!graph.requests.contains { FakeTransport.target($0) == "/v1.0/me" }, "no /me probe")
+        #expect(overlap.peak.withLock { $0 } >= 3, "users, the calendar and the service principal at once")
+    }
+
+    /// A failure is still reported in the checks' order, with nothing after it.
+    @Test func microsoftFirstFailingCheckInOrderEndsTheTest() async {
+        let graph = Self.graph(scopes: ["User.Read.All", "Directory.Read.All"]) // no Calendars.*
+        let (checks, error) = await Microsoft365(tenant: nil, clientId: "app").test(
+            tokens: Tokens(["t"]).source, ewsUrl: nil, mailbox: nil,
+            http: graph, progress: Self.noProgress)
+        #expect(error?.kind == .insufficientPrivileges)
+        #expect(checks.map(\.name) == ["graphDirectory", "graphCalendar"])
+        #expect(checks.map(\.ok) == [true, false])
+    }
+
     /// Fuzz finding said-first-line: Microsoft's description keeps its first line only, even
     /// with CRLF line ends (one Character in Swift).
     @Test func microsoftErrorsQuoteTheFirstLineOfTheDescription() {
@@ -189,6 +214,28 @@ import WizardContract
 }
 
 /// Answers from `first` where it has one, else from `then`.
+/// Holds each request `delayMs` and records how many were in flight at once.
+final class OverlapTransport: HTTPTransport {
+    let then: any HTTPTransport
+    let delayMs: Int
+    let inFlight = Mutex(0)
+    let peak = Mutex(0)
+    init(then: any HTTPTransport, delayMs: Int) {
+        self.then = then
+        self.delayMs = delayMs
+    }
+    func send(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
+        let now = inFlight.withLock { n in
+            n += 1
+            return n
+        }
+        peak.withLock { $0 = max($0, now) }
+        try? await Task.sleep(for: .milliseconds(delayMs))
+        inFlight.withLock { $0 -= 1 }
+        return try await then.send(request)
+    }
+}
+
 struct ChainedTransport: HTTPTransport {
     let first: @Sendable (HTTPRequest) -> HTTPResponse?
     let then: any HTTPTransport

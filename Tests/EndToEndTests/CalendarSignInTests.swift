@@ -77,6 +77,21 @@ import WizardContract
         #expect(try await Self.calendarResult(s)["ok"] == true)
     }
 
+    /// Issue 16: the key set is fetched while the browser is out (it also opens the token
+    /// endpoint's connection, same host), once per process; the EWS URL lookup comes after.
+    @Test func microsoftKeySetIsFetchedWhileTheBrowserIsOut() async throws {
+        let s = try await Self.setUp(system: "microsoft365")
+        let started = try await s.server.call("startSignIn", ["profileId": s.profileId, "system": "microsoft365"])
+        let deadline = Date().addingTimeInterval(10)
+        while s.idp.requests(endpoint: "jwks").isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(s.idp.requests(endpoint: "jwks").count == 1, "fetched before the browser got anywhere")
+        #expect(s.idp.requests(endpoint: "token").isEmpty)
+        let page = try s.idp.playBrowser(authorizationURL: try #require(started["authorizationUrl"]?.stringValue))
+        #expect(page.status == 200, "\(page.body)")
+        _ = try await s.server.call("awaitSignIn", ["signInId": try #require(started["signInId"])])
+        #expect(s.idp.requests(endpoint: "jwks").count == 1, "not again after the callback")
+    }
+
     @Test(arguments: [
         ("admin_consent_required", 90094), ("user_consent_blocked", 90093), ("admin_consent_workflow", 90095),
         ("risky_app", 900941), ("consent_missing_at_token", 65001),

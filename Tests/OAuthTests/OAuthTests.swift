@@ -1,7 +1,9 @@
 import Crypto
 import Cryptography
 import Foundation
+import HTTP
 import RPCCore
+import Synchronization
 import Testing
 import WizardContract
 import _CryptoExtras
@@ -246,5 +248,62 @@ import _CryptoExtras
     @Test func ampersandFollowedByACombiningMarkStillSeparates() {
         #expect(FormEncoding.parseQuery("a=1&\u{301}b=2") == ["a": "1", "\u{301}b": "2"])
         #expect(AuthorizationCallback.parse("/?\u{301}x=1&code=c&state=s") == .success(.code(code: "c", state: "s", extra: ["\u{301}x": "1"])))
+    }
+}
+
+/// The key set fetched while the browser is out serves the check after the callback: one
+/// download, shared when asked for again while it is in flight, and a new one for a key id the
+/// set lacks (rotation), never the old download.
+@Suite struct KeySetCacheTests {
+    /// Answers the JWKS after `delayMs`, with key id `kid` (changeable), counting downloads.
+    final class JWKSServer: HTTPTransport {
+        let downloads = Mutex(0)
+        let kid = Mutex("k1")
+        let delayMs: Int
+        init(delayMs: Int) { self.delayMs = delayMs }
+
+        func send(_ request: HTTPRequest) async throws(HTTPError) -> HTTPResponse {
+            downloads.withLock { $0 += 1 }
+            let kid = self.kid.withLock { $0 }
+            try? await Task.sleep(for: .milliseconds(delayMs))
+            let primitives = try! IDTokenTests.key.publicKey.getKeyPrimitives()
+            let key: JSONValue = [
+                "kty": "RSA", "use": "sig", "kid": .string(kid),
+                "n": .string(Base64URL.encode(Array(primitives.modulus))), "e": .string(Base64URL.encode(Array(primitives.publicExponent))),
+            ]
+            return HTTPResponse(status: 200, headers: HTTPHeaders(), body: JSONWriter.bytes(["keys": [key]]), effectiveURL: request.url, durationMs: 0)
+        }
+    }
+
+    static let url = "https://login.example.test/keys"
+
+    @Test func aPrefetchedSetIsNotDownloadedAgain() async throws {
+        let server = JWKSServer(delayMs: 0)
+        let cache = KeySetCache(http: server)
+        await cache.prefetch(Self.url)
+        let keys = try await cache.keys(Self.url, forToken: try IDTokenTests.token(["sub": "x"], kid: "k1"))
+        #expect(keys.first?.kid == "k1")
+        #expect(server.downloads.withLock { $0 } == 1)
+    }
+
+    @Test func aPrefetchInFlightIsSharedWithTheCheck() async throws {
+        let server = JWKSServer(delayMs: 300)
+        let cache = KeySetCache(http: server)
+        let prefetch = Task { await cache.prefetch(Self.url) }
+        try await Task.sleep(for: .milliseconds(50)) // the download is under way
+        let keys = try await cache.keys(Self.url, forToken: try IDTokenTests.token(["sub": "x"], kid: "k1"))
+        await prefetch.value
+        #expect(keys.first?.kid == "k1")
+        #expect(server.downloads.withLock { $0 } == 1)
+    }
+
+    @Test func anUnknownKeyIDDownloadsTheSetAnew() async throws {
+        let server = JWKSServer(delayMs: 0)
+        let cache = KeySetCache(http: server)
+        await cache.prefetch(Self.url)
+        server.kid.withLock { $0 = "k2" } // the provider rotated its key
+        let keys = try await cache.keys(Self.url, forToken: try IDTokenTests.token(["sub": "x"], kid: "k2"))
+        #expect(keys.first?.kid == "k2")
+        #expect(server.downloads.withLock { $0 } == 2)
     }
 }

@@ -26,6 +26,21 @@ public struct ConnectionChecks: Sendable {
         }
     }
 
+    /// A check that already ran (concurrently with others): announced and recorded as `run`
+    /// would have, in the caller's order; a failure ends the test here.
+    public mutating func record(_ name: String, _ what: String, percent: Int? = nil, durationMs: Int, _ result: Result<String, RPCError>)
+        throws(RPCError)
+    {
+        progress("testConnection", what, percent)
+        switch result {
+        case .success(let message):
+            checks.append(ConnectionCheck(name: name, ok: true, durationMs: durationMs, message: message))
+        case .failure(let error):
+            checks.append(ConnectionCheck(name: name, ok: false, durationMs: durationMs, message: error.message))
+            throw error
+        }
+    }
+
     /// Runs `body` over these checks and returns what ran with the error that stopped it.
     public static func collect(
         progress: @escaping ProgressReporter,

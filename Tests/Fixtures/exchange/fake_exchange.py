@@ -341,7 +341,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.tls = tls
         self.conn_ids = itertools.count(1)
         self.conn_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), Handler)
+        # SYNCWIZARD_FAKE_BIND: another local address (Benchmarks/wan binds a namespace's own).
+        super().__init__((os.environ.get("SYNCWIZARD_FAKE_BIND", "127.0.0.1"), 0), Handler)
 
     def finish_request(self, request, client_address):
         # Runs in the connection's own thread, TLS handshake included, so a stalled handshake
@@ -975,7 +976,7 @@ class DNSServer:
     def __init__(self, app):
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((os.environ.get("SYNCWIZARD_FAKE_BIND", "127.0.0.1"), 0))
         self.port = self.sock.getsockname()[1]
 
     def serve(self):

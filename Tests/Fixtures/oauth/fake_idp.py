@@ -546,7 +546,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def __init__(self, app, tls):
         self.app = app
         self.tls = tls
-        super().__init__(("127.0.0.1", 0), Handler)
+        # SYNCWIZARD_FAKE_BIND: another local address (Benchmarks/wan binds a namespace's own).
+        super().__init__((os.environ.get("SYNCWIZARD_FAKE_BIND", "127.0.0.1"), 0), Handler)
 
     def finish_request(self, request, client_address):
         # The TLS handshake runs in the connection's own thread.

@@ -109,6 +109,7 @@ public struct ExchangeDiagnosis: Sendable {
 
     struct Candidate {
         var host: String
+        var port: Int
         /// The URL whose authentication schemes are read (an unauthenticated request).
         var url: String
         /// EWS or OAB live here: a problem is a failure. On an Autodiscover candidate it is a
@@ -119,12 +120,13 @@ public struct ExchangeDiagnosis: Sendable {
     func candidateHosts(domain: String, srvTargets: [String], endpoints: EndpointSettings) -> [Candidate] {
         var list: [Candidate] = []
         func add(_ url: String, inUse: Bool) {
-            guard let host = RequestTarget.httpsHost(of: url) else { return }
-            if let index = list.firstIndex(where: { $0.host == host }) {
-                if inUse && !list[index].inUse { list[index] = Candidate(host: host, url: url, inUse: true) }
+            guard let host = RequestTarget.httpsHost(of: url), let port = try? RequestTarget(url: url).port else { return }
+            let candidate = Candidate(host: host, port: port, url: url, inUse: inUse)
+            if let index = list.firstIndex(where: { $0.host == host && $0.port == port }) {
+                if inUse && !list[index].inUse { list[index] = candidate }
                 return
             }
-            list.append(Candidate(host: host, url: url, inUse: inUse))
+            list.append(candidate)
         }
         for url in AutodiscoverRules.httpsCandidates(domain: domain) { add(url, inUse: false) }
         for target in srvTargets { add("https://\(target)/autodiscover/autodiscover.xml", inUse: false) }
@@ -136,10 +138,13 @@ public struct ExchangeDiagnosis: Sendable {
     /// DNS, TCP, TLS and the offered schemes of one host.
     func network(_ candidate: Candidate, into run: inout DiagnosisRun) async {
         let host = candidate.host
+        let port = candidate.port
+        // The step ids name the host, and the port when it is not 443.
+        let at = port == 443 ? host : "\(host):\(port)"
         let redirected = redirectedHosts.contains(host)
         let role = candidate.inUse ? "" : " (Autodiscover candidate)"
         let soft = !candidate.inUse
-        await run.step("exchange.dns@\(host)", "DNS A/AAAA of \(host)\(role)", failureIsWarning: soft) { evidence throws(RPCError) in
+        await run.step("exchange.dns@\(at)", "DNS A/AAAA of \(host)\(role)", failureIsWarning: soft) { evidence throws(RPCError) in
             let addresses: [String]
             do throws(DNSError) {
                 addresses = try await resolver.addresses(of: host, deadline: monotonicSeconds() + stepTimeoutSeconds)
@@ -163,10 +168,10 @@ public struct ExchangeDiagnosis: Sendable {
         }
         guard let prober else { return }
         let timeout = stepTimeoutSeconds
-        await run.step("exchange.tcp@\(host)", "TCP connection to \(host):443\(role)", after: ["exchange.dns@\(host)"], failureIsWarning: soft) {
+        await run.step("exchange.tcp@\(at)", "TCP connection to \(host):\(port)\(role)", after: ["exchange.dns@\(at)"], failureIsWarning: soft) {
             evidence throws(RPCError) in
             do throws(HTTPError) {
-                let reached = try await prober.probeTCP(host: host, port: 443, timeoutSeconds: timeout)
+                let reached = try await prober.probeTCP(host: host, port: port, timeoutSeconds: timeout)
                 evidence["remoteAddress"] = .string(reached.remoteAddress)
                 evidence["remotePort"] = .int(reached.remotePort)
                 evidence["connectMs"] = .int(reached.connectMs)
@@ -175,8 +180,8 @@ public struct ExchangeDiagnosis: Sendable {
                 let failure: RPCError =
                     if case .timeout = error {
                         RPCError(
-                            .timeout, "Nothing answered the TCP connection to \(host):443 within \(Int(timeout)) s.",
-                            hint: "A firewall that drops packets looks like this: open port 443 from this computer to \(host), or check the proxy.",
+                            .timeout, "Nothing answered the TCP connection to \(host):\(port) within \(Int(timeout)) s.",
+                            hint: "A firewall that drops packets looks like this: open port \(port) from this computer to \(host), or check the proxy.",
                             details: ["host": .string(host)])
                     } else {
                         error.rpcError
@@ -184,11 +189,11 @@ public struct ExchangeDiagnosis: Sendable {
                 throw failure
             }
         }
-        await run.step("exchange.tls@\(host)", "TLS handshake and certificate of \(host)\(role)", after: ["exchange.tcp@\(host)"], failureIsWarning: soft) {
+        await run.step("exchange.tls@\(at)", "TLS handshake and certificate of \(host)\(role)", after: ["exchange.tcp@\(at)"], failureIsWarning: soft) {
             evidence throws(RPCError) in
             let tls: TLSProbeResult
             do throws(HTTPError) {
-                tls = try await prober.probeTLS(host: host, port: 443, timeoutSeconds: timeout)
+                tls = try await prober.probeTLS(host: host, port: port, timeoutSeconds: timeout)
             } catch {
                 let failure: RPCError =
                     if case .timeout = error {
@@ -205,7 +210,7 @@ public struct ExchangeDiagnosis: Sendable {
             return try certificateFinding(tls, host: host, evidence: &evidence)
         }
         await run.step(
-            "exchange.auth@\(host)", "Authentication schemes offered by \(host)\(role)", after: ["exchange.tls@\(host)"], failureIsWarning: soft
+            "exchange.auth@\(at)", "Authentication schemes offered by \(host)\(role)", after: ["exchange.tls@\(at)"], failureIsWarning: soft
         ) { evidence throws(RPCError) in
             try await schemesFinding(candidate, evidence: &evidence)
         }

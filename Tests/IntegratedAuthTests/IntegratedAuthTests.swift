@@ -118,4 +118,43 @@ import WizardContract
         #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
         #expect(checks.first?.message.contains("NTLM with channel binding") == true)
     }
+
+    /// The KDC's log lines for one principal's AS exchanges (password → TGT) and TGS exchanges
+    /// (TGT → HTTP/<host> ticket).
+    static func kdcRequests(_ kind: String, principal: String) throws -> Int {
+        let log = try IntegratedAuthRealm.shared.get().string("kdcLog")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { $0.contains(kind) && $0.contains(principal + " for ") }.count
+    }
+
+    /// One ticket per principal and password for the process: the second connection test asks
+    /// the KDC nothing (neither the TGT nor the service ticket again); a different password is
+    /// never answered from the cached ticket: the KDC is asked and refuses it; the right
+    /// password after that gets a fresh ticket.
+    @Test func kerberosTicketIsCachedPerPrincipalAndPassword() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true)
+        let bob = "bob@CONTOSO.TEST"
+        let asBefore = try Self.kdcRequests("AS_REQ", principal: bob)
+        let (_, first) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(first == nil, "\(String(describing: first))")
+        let asFirst = try Self.kdcRequests("AS_REQ", principal: bob)
+        let tgsFirst = try Self.kdcRequests("TGS_REQ", principal: bob)
+        #expect(asFirst > asBefore && tgsFirst > 0, "the KDC log shows no exchange for \(bob)")
+
+        let (checks, second) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(second == nil, "\(String(describing: second))")
+        #expect(checks.first?.message.contains("Kerberos with channel binding") == true)
+        #expect(try Self.kdcRequests("AS_REQ", principal: bob) == asFirst)
+        #expect(try Self.kdcRequests("TGS_REQ", principal: bob) == tgsFirst)
+
+        let (_, wrong) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "not-it")
+        #expect(wrong?.kind == .invalidCredentials, "\(String(describing: wrong))")
+        let asWrong = try Self.kdcRequests("AS_REQ", principal: bob)
+        #expect(asWrong > asFirst)
+
+        let (_, again) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(again == nil, "\(String(describing: again))")
+        #expect(try Self.kdcRequests("AS_REQ", principal: bob) > asWrong)
+        #expect(acceptor.logEntries().filter { $0["outcome"] == "ok" }.count == 3)
+    }
 }

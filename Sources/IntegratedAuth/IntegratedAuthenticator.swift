@@ -133,7 +133,8 @@ public struct IntegratedAuthenticator: Sendable {
         let host = Self.host(of: request.url)
         var notes: [String] = []
         if request.url.lowercased().hasPrefix("https:") && binding == nil {
-            // No certificate to bind to (a pinned server: its connections are never reused).
+            // No certificate to bind to (libcurl reported none for this connection): libcurl's
+            // NTLM keeps its legs on one connection itself; a refusal is channelBindingRequired.
             notes.append("no channel binding: the server's certificate was not captured")
             return try await legacy(request, offered: offered, credentials: credentials, notes: notes)
         }

@@ -157,4 +157,22 @@ import WizardContract
         #expect(try Self.kdcRequests("AS_REQ", principal: bob) > asWrong)
         #expect(acceptor.logEntries().filter { $0["outcome"] == "ok" }.count == 3)
     }
+
+    /// A pinned server (its certificate trusted by its SHA-256, not by a CA) still gets the
+    /// channel binding: the pinned connection reports its leaf like a verified one, and the
+    /// handshake's legs stay on it. NTLM where the acceptor requires the binding, and Kerberos
+    /// with NTLM disabled.
+    @Test(arguments: [("NTLM", false, "NTLM with channel binding"), ("Negotiate", true, "Kerberos with channel binding")])
+    func pinnedServerGetsChannelBindingToo(_ offer: String, _ noNTLM: Bool, _ expected: String) async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: offer, requireCBT: true, noNTLM: noNTLM)
+        var configuration = HTTPClient.Configuration()
+        configuration.connectTo = ["mail.contoso.test:443:127.0.0.1:\(acceptor.int("httpsPort"))"]
+        let client = try HTTPClient(configuration: configuration) // no CA for the acceptor: only the pin trusts it
+        let pin = acceptor.string("certSha256")
+        let account = ExchangeAccount(userName: "alice", domain: "CONTOSO", email: "alice@contoso.test", password: "Passw0rd!")
+        let (checks, error) = await EWSConnectionTest(client: client, pins: { _ in [pin] }).run(account: account, ewsUrl: Self.ews, oabUrl: nil) { _, _, _ in }
+        #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
+        #expect(checks.first?.message.contains("Authenticated with \(expected)") == true, "\(checks)")
+        #expect(Self.oneConnection(acceptor), "\(acceptor.logEntries())")
+    }
 }

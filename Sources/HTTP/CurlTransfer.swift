@@ -134,10 +134,12 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_SSL_VERIFYHOST, 2)
             if spec.scheme == "https" {
                 // Every new connection's leaf certificate is read (HTTPClient remembers it per
-                // connection for channel binding), and a resumed TLS session carries none: no
-                // session resumption. The cost is a full handshake per new connection.
+                // connection for channel binding). A resumed TLS session still reports it:
+                // OpenSSL keeps the peer's chain in the session and libcurl's CERTINFO reads it
+                // from there (HTTPClientTests.resumedSessionStillReportsTheServerCertificate), so
+                // new connections to a server resume through the process-wide session share.
                 try set(CURLOPT_CERTINFO, 1)
-                try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
+                if let share = sw_curl_tls_session_share() { try set(CURLOPT_SHARE, pointer: UnsafeRawPointer(share)) }
             }
         case .certificateLookup:
             try set(CURLOPT_SSL_VERIFYPEER, 0)

@@ -135,4 +135,27 @@ import Testing
         #expect(error["data"]?["attempts"]?.arrayValue?.contains { $0["outcome"] == "channelBindingRequired" } == true)
         #expect(acceptor.logEntries().contains { $0["error"]?.stringValue?.contains("BadBindings") == true }, "\(acceptor.logEntries())")
     }
+
+    /// Autodiscover stops on what the KDC and the server said, not with a generic
+    /// autodiscoverFailed: a wrong password is invalidCredentials (the KDC refused it; nothing
+    /// reached the acceptor but the probes), a server clock 10 minutes ahead is clockSkew.
+    @Test func autodiscoverReportsWrongPasswordAndClockSkewAsSuch() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true)
+        let run = try await Self.start(acceptor)
+        let wrong = try await run.server.callExpectingError("submitExchangeCredentials", Self.submit(run, password: "wrong"), timeout: 60)
+        #expect(wrong["data"]?["kind"] == "invalidCredentials", "\(JSONWriter.string(wrong))")
+        #expect(wrong["data"]?["attempts"]?.arrayValue?.contains { $0["outcome"] == "unauthorized" } == true)
+        // Only the account-hints probe's anonymous NEGOTIATE (a GET, no credential) follows the
+        // POST's unauthenticated probe: no AP-REQ went out for the refused password.
+        let tokens = acceptor.logEntries().filter { $0["token"] != nil }
+        #expect(tokens.allSatisfy { $0["method"] == "GET" && $0["token"] != "kerberos" }, "\(tokens)")
+
+        let skewed = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true, skewSeconds: 600)
+        let late = try await Self.start(skewed)
+        let error = try await late.server.callExpectingError("submitExchangeCredentials", Self.submit(late), timeout: 60)
+        #expect(error["data"]?["kind"] == "clockSkew", "\(JSONWriter.string(error))")
+        #expect(error["message"]?.stringValue?.contains("KRB_AP_ERR_SKEW") == true)
+        #expect(error["data"]?["attempts"]?.arrayValue?.contains { $0["outcome"] == "clockSkew" } == true)
+        #expect(late.nothingWritten())
+    }
 }

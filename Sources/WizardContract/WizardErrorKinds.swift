@@ -49,6 +49,12 @@ extension ErrorKind {
     public static let tenantNotRunning = ErrorKind("tenantNotRunning", code: -32051)
     /// No allowed endpoint offers NTLM or Negotiate, so the domain cannot be read (discoverAccountHints).
     public static let hintsUnavailable = ErrorKind("hintsUnavailable", code: -32052)
+    /// The server requires Extended Protection (TLS channel binding) and the path the request
+    /// took cannot send one (libcurl's own NTLM, a certificate that could not be read, a proxy
+    /// that terminates TLS).
+    public static let channelBindingRequired = ErrorKind("channelBindingRequired", code: -32054)
+    /// Kerberos refused the sign-in: the clocks differ by more than 5 minutes (KRB_AP_ERR_SKEW).
+    public static let clockSkew = ErrorKind("clockSkew", code: -32055)
 
     /// Every kind this build can return, in contract order.
     public static let all: [ErrorKind] = [
@@ -63,6 +69,7 @@ extension ErrorKind {
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
         .impersonationDenied, .accessDenied, .tenantNotRunning, .hintsUnavailable,
+        .channelBindingRequired, .clockSkew,
     ]
 }
 

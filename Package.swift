@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "IntegratedAuth",
             dependencies: [
-                "CGSSAPIShim", "HTTP", "Threading",
+                "CGSSAPIShim", "Cryptography", "HTTP", "Threading",
                 .product(name: "ExtrasBase64", package: "swift-extras-base64"),
             ]),
         .target(name: "XMLTree"),

@@ -247,7 +247,7 @@ class AutodiscoverAttempt(TypedDict):
     # POST: authenticated POX over verified https; GET: the unauthenticated plain-http redirect
     # probe; SRV: the DNS lookup.
     method: Literal['POST', 'GET', 'SRV']
-    outcome: Literal['settings', 'redirectAddr', 'redirectUrl', 'httpRedirect', 'unauthorized', 'httpStatus', 'timeout', 'unreachable', 'certificateUntrusted', 'invalidResponse', 'tooLarge', 'rejected', 'autodiscoverError', 'noRecords', 'records', 'abandoned', 'ntlmChallenge', 'noNTLM', 'invalidChallenge']
+    outcome: Literal['settings', 'redirectAddr', 'redirectUrl', 'httpRedirect', 'unauthorized', 'channelBindingRequired', 'clockSkew', 'httpStatus', 'timeout', 'unreachable', 'certificateUntrusted', 'invalidResponse', 'tooLarge', 'rejected', 'autodiscoverError', 'noRecords', 'records', 'abandoned', 'ntlmChallenge', 'noNTLM', 'invalidChallenge']
     # One sentence for a person.
     detail: str
     durationMs: int
@@ -785,6 +785,8 @@ ErrorKind = Literal[
     'tenantNotRunning',
     'hintsUnavailable',
     'weakAuthentication',
+    'channelBindingRequired',
+    'clockSkew',
 ]
 
 # error.data.kind -> error.code (branch on the kind, not the code)
@@ -833,4 +835,6 @@ ERROR_CODES: dict[str, int] = {
     'tenantNotRunning': -32051,
     'hintsUnavailable': -32052,
     'weakAuthentication': -32053,
+    'channelBindingRequired': -32054,
+    'clockSkew': -32055,
 }

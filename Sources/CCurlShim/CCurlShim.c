@@ -33,6 +33,8 @@
     X(curl_url_cleanup)                                                                            \
     X(curl_url_set)                                                                                \
     X(curl_url_get)                                                                                \
+    X(curl_share_init)                                                                             \
+    X(curl_share_setopt)                                                                           \
     X(curl_free)
 
 static struct {
@@ -75,6 +77,45 @@ static int curl_loaded(void) {
 
 const char *sw_curl_load(void) {
     return curl_loaded() ? NULL : curl_failure;
+}
+
+// MARK: TLS sessions shared across transfers
+
+// libcurl 7.x keeps resumable TLS sessions per easy handle, and every request here is a new
+// easy handle: without a share handle nothing is ever resumed. One process-wide share holds
+// them; libcurl resumes a session only for the same host, port, connect-to target and TLS
+// configuration (CA, verification, pin: vtls.c Curl_ssl_getsessionid). Easy handles are set up
+// on callers' threads and run on the driver thread, so the share has real locks.
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+static CURLSH *shared_sessions;
+static pthread_once_t share_once = PTHREAD_ONCE_INIT;
+
+static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *user) {
+    (void)handle, (void)access, (void)user;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *user) {
+    (void)handle, (void)user;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
+static void share_init_once(void) {
+    if (!curl_loaded()) return;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&share_locks[i], NULL);
+    CURLSH *share = curl.curl_share_init();
+    if (share == NULL) return;
+    if (curl.curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
+        || curl.curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK
+        || curl.curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        return; // never freed either way: it lives as long as the process
+    }
+    shared_sessions = share;
+}
+
+CURLSH *sw_curl_tls_session_share(void) {
+    pthread_once(&share_once, share_init_once);
+    return shared_sessions;
 }
 
 CURL *sw_curl_easy_init(void) {

@@ -87,11 +87,19 @@ static gss_OID_desc ntlm_mech = {10, "\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a"}
 static gss_OID_desc nt_hostbased = {10, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x01\x04"};
 static gss_OID_desc nt_user_name = {10, "\x2a\x86\x48\x86\xf7\x12\x01\x02\x01\x01"};
 
+struct sw_gss_kerberos_cred {
+    krb5_context krb5;
+    krb5_ccache ccache;
+    gss_cred_id_t cred;
+    int64_t end_time;
+};
+
 struct sw_gss_session {
     sw_gss_mech mech;
     krb5_context krb5;
     krb5_ccache ccache;
     gss_cred_id_t cred;
+    int cred_borrowed; // a cached sw_gss_kerberos_cred's: not released with the session
     gss_name_t target;
     gss_ctx_id_t context;
     struct gss_channel_bindings_struct bindings;
@@ -192,7 +200,7 @@ int sw_gss_ntlm_available(void) {
 }
 
 /// A ticket-granting ticket for `user` from the password, into a new MEMORY: cache.
-static int acquire_kerberos(sw_gss_session *s, const char *user, const char *password, sw_gss_status *status) {
+static int acquire_kerberos(sw_gss_kerberos_cred *s, const char *user, const char *password, sw_gss_status *status) {
     krb5_error_code code = lib.krb5_init_context(&s->krb5);
     if (code != 0) {
         status->result = SW_GSS_E_UNAVAILABLE;
@@ -212,6 +220,7 @@ static int acquire_kerberos(sw_gss_session *s, const char *user, const char *pas
     // No prompter: an expired password is reported, never changed here.
     if ((code = lib.krb5_get_init_creds_password(s->krb5, &creds, client, password, NULL, NULL, 0, NULL, options)) != 0) goto done;
     have_creds = 1;
+    s->end_time = creds.times.endtime;
     if ((code = lib.krb5_cc_initialize(s->krb5, s->ccache, client)) != 0) goto done;
     if ((code = lib.krb5_cc_store_cred(s->krb5, s->ccache, &creds)) != 0) goto done;
     OM_uint32 minor = 0;
@@ -226,6 +235,37 @@ done:
     if (options != NULL) lib.krb5_get_init_creds_opt_free(s->krb5, options);
     if (client != NULL) lib.krb5_free_principal(s->krb5, client);
     return code == 0 ? 0 : -1;
+}
+
+sw_gss_kerberos_cred *sw_gss_kerberos_cred_new(const char *principal, const char *password, sw_gss_status *status) {
+    memset(status, 0, sizeof *status);
+    const char *why = sw_gss_load();
+    if (why != NULL) {
+        status->result = SW_GSS_E_UNAVAILABLE;
+        snprintf(status->message, sizeof status->message, "%s", why);
+        return NULL;
+    }
+    sw_gss_kerberos_cred *cred = calloc(1, sizeof *cred);
+    if (cred == NULL) return NULL;
+    cred->cred = GSS_C_NO_CREDENTIAL;
+    if (acquire_kerberos(cred, principal, password, status) != 0) {
+        sw_gss_kerberos_cred_free(cred);
+        return NULL;
+    }
+    return cred;
+}
+
+int64_t sw_gss_kerberos_cred_end_time(const sw_gss_kerberos_cred *cred) {
+    return cred->end_time;
+}
+
+void sw_gss_kerberos_cred_free(sw_gss_kerberos_cred *cred) {
+    if (cred == NULL) return;
+    OM_uint32 minor = 0;
+    if (cred->cred != GSS_C_NO_CREDENTIAL) lib.gss_release_cred(&minor, &cred->cred);
+    if (cred->ccache != NULL) lib.krb5_cc_destroy(cred->krb5, cred->ccache); // the MEMORY: cache and its tickets
+    if (cred->krb5 != NULL) lib.krb5_free_context(cred->krb5);
+    free(cred);
 }
 
 static int acquire_ntlm(sw_gss_session *s, const char *user, const char *password, sw_gss_status *status) {
@@ -248,6 +288,39 @@ static int acquire_ntlm(sw_gss_session *s, const char *user, const char *passwor
     return 0;
 }
 
+static sw_gss_session *session_alloc(sw_gss_mech mech, const uint8_t *binding, size_t binding_length) {
+    sw_gss_session *s = calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    s->mech = mech;
+    s->cred = GSS_C_NO_CREDENTIAL;
+    s->target = GSS_C_NO_NAME;
+    s->context = GSS_C_NO_CONTEXT;
+    if (binding != NULL && binding_length > 0) {
+        void *copy = malloc(binding_length);
+        if (copy == NULL) { free(s); return NULL; }
+        memcpy(copy, binding, binding_length);
+        s->bindings.application_data.length = binding_length;
+        s->bindings.application_data.value = copy;
+        s->has_bindings = 1;
+    }
+    return s;
+}
+
+/// The target name HTTP@host; frees the session on failure.
+static sw_gss_session *session_target(sw_gss_session *s, const char *service_host, sw_gss_status *status) {
+    char service[1100];
+    snprintf(service, sizeof service, "HTTP@%s", service_host);
+    gss_buffer_desc buffer = {strlen(service), service};
+    OM_uint32 minor = 0;
+    OM_uint32 major = lib.gss_import_name(&minor, &buffer, &nt_hostbased, &s->target);
+    if (GSS_ERROR(major)) {
+        set_gss_status(status, major, minor, GSS_C_NO_OID);
+        sw_gss_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 sw_gss_session *sw_gss_session_new(sw_gss_mech mech, const char *user, const char *password,
                                    const char *service_host, const uint8_t *binding, size_t binding_length,
                                    sw_gss_status *status) {
@@ -264,38 +337,34 @@ sw_gss_session *sw_gss_session_new(sw_gss_mech mech, const char *user, const cha
                  "the GSSAPI NTLMSSP mechanism (gss-ntlmssp) is not installed");
         return NULL;
     }
-    sw_gss_session *s = calloc(1, sizeof *s);
+    sw_gss_session *s = session_alloc(mech, binding, binding_length);
     if (s == NULL) return NULL;
-    s->mech = mech;
-    s->cred = GSS_C_NO_CREDENTIAL;
-    s->target = GSS_C_NO_NAME;
-    s->context = GSS_C_NO_CONTEXT;
-    if (binding != NULL && binding_length > 0) {
-        void *copy = malloc(binding_length);
-        if (copy == NULL) { free(s); return NULL; }
-        memcpy(copy, binding, binding_length);
-        s->bindings.application_data.length = binding_length;
-        s->bindings.application_data.value = copy;
-        s->has_bindings = 1;
-    }
-    int failed = mech == SW_GSS_MECH_KERBEROS ? acquire_kerberos(s, user, password, status)
-                                              : acquire_ntlm(s, user, password, status);
-    if (!failed) {
-        char service[1100];
-        snprintf(service, sizeof service, "HTTP@%s", service_host);
-        gss_buffer_desc buffer = {strlen(service), service};
-        OM_uint32 minor = 0;
-        OM_uint32 major = lib.gss_import_name(&minor, &buffer, &nt_hostbased, &s->target);
-        if (GSS_ERROR(major)) {
-            set_gss_status(status, major, minor, GSS_C_NO_OID);
-            failed = 1;
-        }
+    int failed;
+    if (mech == SW_GSS_MECH_KERBEROS) {
+        // A ticket of its own, destroyed with the session.
+        sw_gss_kerberos_cred own = {NULL, NULL, GSS_C_NO_CREDENTIAL, 0};
+        failed = acquire_kerberos(&own, user, password, status);
+        s->krb5 = own.krb5;
+        s->ccache = own.ccache;
+        s->cred = own.cred;
+    } else {
+        failed = acquire_ntlm(s, user, password, status);
     }
     if (failed) {
         sw_gss_session_free(s);
         return NULL;
     }
-    return s;
+    return session_target(s, service_host, status);
+}
+
+sw_gss_session *sw_gss_session_new_kerberos(sw_gss_kerberos_cred *cred, const char *service_host, const uint8_t *binding,
+                                            size_t binding_length, sw_gss_status *status) {
+    memset(status, 0, sizeof *status);
+    sw_gss_session *s = session_alloc(SW_GSS_MECH_KERBEROS, binding, binding_length);
+    if (s == NULL) return NULL;
+    s->cred = cred->cred;
+    s->cred_borrowed = 1;
+    return session_target(s, service_host, status);
 }
 
 int sw_gss_session_step(sw_gss_session *s, const uint8_t *input, size_t input_length,
@@ -339,7 +408,7 @@ void sw_gss_session_free(sw_gss_session *s) {
     OM_uint32 minor = 0;
     if (s->context != GSS_C_NO_CONTEXT) lib.gss_delete_sec_context(&minor, &s->context, GSS_C_NO_BUFFER);
     if (s->target != GSS_C_NO_NAME) lib.gss_release_name(&minor, &s->target);
-    if (s->cred != GSS_C_NO_CREDENTIAL) lib.gss_release_cred(&minor, &s->cred);
+    if (s->cred != GSS_C_NO_CREDENTIAL && !s->cred_borrowed) lib.gss_release_cred(&minor, &s->cred);
     if (s->ccache != NULL) lib.krb5_cc_destroy(s->krb5, s->ccache);  // the MEMORY: cache and its tickets
     if (s->krb5 != NULL) lib.krb5_free_context(s->krb5);
     free(s->bindings.application_data.value);

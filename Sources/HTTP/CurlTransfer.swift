@@ -91,7 +91,8 @@ final class CurlTransfer: @unchecked Sendable {
         switch spec.mode {
         case .certificateLookup: wantsCertificate = true
         case .verified: wantsCertificate = spec.scheme == "https"
-        case .pinned, .tcpProbe, .tlsProbe: wantsCertificate = false
+        case .pinned: wantsCertificate = true
+        case .tcpProbe, .tlsProbe: wantsCertificate = false
         }
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
@@ -146,10 +147,12 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_SSL_VERIFYHOST, 2)
             if spec.scheme == "https" {
                 // Every new connection's leaf certificate is read (HTTPClient remembers it per
-                // connection for channel binding), and a resumed TLS session carries none: no
-                // session resumption. The cost is a full handshake per new connection.
+                // connection for channel binding). A resumed TLS session still reports it:
+                // OpenSSL keeps the peer's chain in the session and libcurl's CERTINFO reads it
+                // from there (HTTPClientTests.resumedSessionStillReportsTheServerCertificate), so
+                // new connections to a server resume through the process-wide session share.
                 try set(CURLOPT_CERTINFO, 1)
-                try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
+                if let share = sw_curl_tls_session_share() { try set(CURLOPT_SHARE, pointer: UnsafeRawPointer(share)) }
             }
         case .certificateLookup:
             try set(CURLOPT_SSL_VERIFYPEER, 0)
@@ -173,9 +176,14 @@ final class CurlTransfer: @unchecked Sendable {
             try set(CURLOPT_SSL_VERIFYPEER, 0)
             try set(CURLOPT_SSL_VERIFYHOST, 0)
             try set(CURLOPT_PINNEDPUBLICKEY, string: publicKeyPin)
-            // Pinned connections are closed after use; libcurl's connection matching also
-            // keeps them apart from verified ones (the pin is part of the TLS config).
-            try set(CURLOPT_FORBID_REUSE, 1)
+            // The leaf of a new connection is read as on verified https (channel binding: the
+            // pinned server's certificate is the one the binding names), and the connection
+            // stays open for the next leg of an NTLM or Kerberos handshake, which must go over
+            // it. A verified transfer never picks it up: libcurl reuses a connection only for
+            // the same TLS configuration, peer verification included (vtls.c,
+            // match_ssl_primary_config); HTTPClientTests pins that.
+            try set(CURLOPT_CERTINFO, 1)
+            try set(CURLOPT_SSL_SESSIONID_CACHE, 0)
         }
 
         try set(CURLOPT_ACCEPT_ENCODING, string: "") // decoded bytes count against the cap

@@ -1,5 +1,11 @@
 import CGSSAPIShim
+import Cryptography
+import Synchronization
 import Threading
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why a GSSAPI step failed, classified in the C shim from the krb5 / GSSAPI codes.
 public struct GSSFailure: Error, Sendable, Equatable {
@@ -44,10 +50,13 @@ public final class GSSContext: @unchecked Sendable { // the session pointer is o
     static let worker = SerialWorker(name: "gssapi")
     private let session: OpaquePointer
     public let mechanism: Mechanism
+    /// The cached ticket a Kerberos session borrows: it must live as long as the session.
+    private let credential: KerberosCredential?
 
-    private init(session: OpaquePointer, mechanism: Mechanism) {
+    private init(session: OpaquePointer, mechanism: Mechanism, credential: KerberosCredential?) {
         self.session = session
         self.mechanism = mechanism
+        self.credential = credential
     }
 
     deinit {
@@ -55,24 +64,37 @@ public final class GSSContext: @unchecked Sendable { // the session pointer is o
         Self.worker.submit { sw_gss_session_free(session.value) }
     }
 
-    /// Credentials from the password (Kerberos: a TGT into a private MEMORY: cache) and a
-    /// context for HTTP@`host` bound to `channelBinding` (the application data of RFC 5929).
+    /// Credentials from the password (Kerberos: the TGT KerberosTicketCache holds for this
+    /// principal and password, else a new one into a private MEMORY: cache; NTLM: gss-ntlmssp's
+    /// from the password) and a context for HTTP@`host` bound to `channelBinding` (the
+    /// application data of RFC 5929).
     public static func start(
         _ mechanism: Mechanism, user: String, password: String, host: String,
         channelBinding: [UInt8]?
     ) async throws(GSSFailure) -> GSSContext {
-        let result: Result<UncheckedBox<OpaquePointer>, GSSFailure>? = await worker.run {
+        let result: Result<(UncheckedBox<OpaquePointer>, KerberosCredential?), GSSFailure>? = await worker.run {
             var status = sw_gss_status()
-            let mech = mechanism == .kerberos ? SW_GSS_MECH_KERBEROS : SW_GSS_MECH_NTLM
             let binding = channelBinding ?? []
+            // On the worker thread: two requests that want the same ticket at once get one AS exchange.
+            var credential: KerberosCredential?
+            if mechanism == .kerberos {
+                switch KerberosTicketCache.credential(principal: user, password: password) {
+                case .success(let cached): credential = cached
+                case .failure(let failure): return .failure(failure)
+                }
+            }
             let session = binding.withUnsafeBufferPointer { bytes in
-                sw_gss_session_new(mech, user, password, host, channelBinding == nil ? nil : bytes.baseAddress, bytes.count, &status)
+                let data = channelBinding == nil ? nil : bytes.baseAddress
+                if let credential {
+                    return sw_gss_session_new_kerberos(credential.pointer, host, data, bytes.count, &status)
+                }
+                return sw_gss_session_new(SW_GSS_MECH_NTLM, user, password, host, data, bytes.count, &status)
             }
             guard let session else { return .failure(GSSFailure(status)) }
-            return .success(UncheckedBox(session))
+            return .success((UncheckedBox(session), credential))
         }
         switch result {
-        case .success(let box): return GSSContext(session: box.value, mechanism: mechanism)
+        case .success(let (box, credential)): return GSSContext(session: box.value, mechanism: mechanism, credential: credential)
         case .failure(let failure): throw failure
         case nil: throw GSSFailure(reason: .other, message: "the GSSAPI worker did not answer")
         }
@@ -103,6 +125,55 @@ public final class GSSContext: @unchecked Sendable { // the session pointer is o
     /// True when GSSAPI loads and offers gss-ntlmssp's NTLMSSP mechanism.
     public static var ntlmAvailable: Bool {
         get async { await worker.run { sw_gss_ntlm_available() == 1 } ?? false }
+    }
+}
+
+/// A ticket-granting ticket in its own MEMORY: cache (and the service tickets obtained with it).
+final class KerberosCredential: @unchecked Sendable { // the pointer is only touched on GSSContext.worker
+    let pointer: OpaquePointer
+    let endTime: Int64
+
+    init(pointer: OpaquePointer) {
+        self.pointer = pointer
+        endTime = sw_gss_kerberos_cred_end_time(pointer)
+    }
+
+    deinit {
+        let pointer = UncheckedBox(self.pointer)
+        GSSContext.worker.submit { sw_gss_kerberos_cred_free(pointer.value) }
+    }
+}
+
+/// One Kerberos ticket per principal for the life of the process, in memory only: every
+/// Autodiscover candidate, EWS and OAB request reuses it instead of asking the KDC again (and
+/// the service tickets for HTTP/<host> stay in its cache too). Keyed by the principal; the entry
+/// remembers a SHA-256 of the password it was obtained with, so a new password (a user who
+/// corrected it, or a wrong one) never rides an old ticket: the entry is dropped and the KDC asked.
+/// Only touched on GSSContext.worker's thread (the mutex keeps the compiler and the reader sure).
+enum KerberosTicketCache {
+    private struct Entry {
+        var passwordDigest: [UInt8]
+        var credential: KerberosCredential
+    }
+    private static let entries = Mutex<[String: Entry]>([:])
+    /// A ticket this close to its end is replaced: a request must not carry one that expires in flight.
+    static let renewalMarginSeconds: Int64 = 300
+
+    static func credential(principal: String, password: String) -> Result<KerberosCredential, GSSFailure> {
+        let digest = SHA256.hash(Array(principal.utf8) + [0] + Array(password.utf8)) ?? []
+        if let entry = entries.withLock({ $0[principal] }), !digest.isEmpty, entry.passwordDigest == digest,
+            entry.credential.endTime - Int64(time(nil)) > renewalMarginSeconds
+        {
+            return .success(entry.credential)
+        }
+        _ = entries.withLock { $0.removeValue(forKey: principal) }
+        var status = sw_gss_status()
+        guard let pointer = sw_gss_kerberos_cred_new(principal, password, &status) else { return .failure(GSSFailure(status)) }
+        let credential = KerberosCredential(pointer: pointer)
+        if !digest.isEmpty {
+            entries.withLock { $0[principal] = Entry(passwordDigest: digest, credential: credential) }
+        }
+        return .success(credential)
     }
 }
 

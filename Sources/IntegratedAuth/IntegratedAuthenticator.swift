@@ -83,6 +83,9 @@ public enum IntegratedAuthError: Error, Sendable {
     case credentialsRefused(GSSFailure)
     /// The clocks differ by more than Kerberos' 5 minutes (KRB_AP_ERR_SKEW).
     case clockSkew(detail: String)
+    /// The server refused a handshake that could not carry a TLS channel binding (Extended
+    /// Protection = Require); `why` says why this path had none.
+    case channelBindingRequired(scheme: String, why: String, host: String)
     /// A leg of a connection-bound handshake went over a new connection.
     case connectionNotReused(scheme: String)
     /// The server's mutual-authentication token did not verify: not the server the ticket is for.
@@ -130,7 +133,8 @@ public struct IntegratedAuthenticator: Sendable {
         let host = Self.host(of: request.url)
         var notes: [String] = []
         if request.url.lowercased().hasPrefix("https:") && binding == nil {
-            // No certificate to bind to (a pinned server: its connections are never reused).
+            // No certificate to bind to (libcurl reported none for this connection): libcurl's
+            // NTLM keeps its legs on one connection itself; a refusal is channelBindingRequired.
             notes.append("no channel binding: the server's certificate was not captured")
             return try await legacy(request, offered: offered, credentials: credentials, notes: notes)
         }
@@ -288,7 +292,7 @@ public struct IntegratedAuthenticator: Sendable {
         return nil
     }
 
-    static func host(of url: String) -> String {
+    public static func host(of url: String) -> String {
         let parts = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count >= 3, parts[0].hasSuffix(":"), parts[1].isEmpty else { return url }
         var rest = parts[2]

@@ -52,6 +52,12 @@ extension ErrorKind {
     /// Diagnosis: an Exchange endpoint offers only Basic authentication (the password goes with
     /// every request; from the Internet, a target for password spraying).
     public static let weakAuthentication = ErrorKind("weakAuthentication", code: -32053)
+    /// The server requires Extended Protection (TLS channel binding) and the path the request
+    /// took cannot send one (libcurl's own NTLM, a certificate that could not be read, a proxy
+    /// that terminates TLS).
+    public static let channelBindingRequired = ErrorKind("channelBindingRequired", code: -32054)
+    /// Kerberos refused the sign-in: the clocks differ by more than 5 minutes (KRB_AP_ERR_SKEW).
+    public static let clockSkew = ErrorKind("clockSkew", code: -32055)
 
     /// Every kind this build can return, in contract order.
     public static let all: [ErrorKind] = [
@@ -66,6 +72,7 @@ extension ErrorKind {
         .invalidCredentials, .autodiscoverFailed, .redirectNeedsConfirmation, .certificateUntrusted,
         .endpointInvalid, .hostUnreachable, .timeout, .serverError, .mailboxNotFound,
         .impersonationDenied, .accessDenied, .tenantNotRunning, .hintsUnavailable, .weakAuthentication,
+        .channelBindingRequired, .clockSkew,
     ]
 }
 

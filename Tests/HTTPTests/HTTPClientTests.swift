@@ -187,6 +187,40 @@ import Testing
         #expect(response.text == "hello from untrusted")
     }
 
+    /// TLS session resumption across requests (the process-wide session share): the server closes
+    /// each connection, the next request's new connection resumes, and CERTINFO still names the
+    /// server's certificate, so the channel binding of a resumed connection is right.
+    @Test func resumedSessionStillReportsTheServerCertificate() async throws {
+        var answers: [(reused: Bool, binding: String?)] = []
+        for _ in 0..<3 {
+            let response = try await client.send(HTTPRequest(url: server.trustedURL("/session")))
+            let reused = response.text.contains("\"reused\": true")
+            #expect(response.connection.newConnections == 1)
+            answers.append((reused, response.connection.tlsServerEndPoint.map { $0.map { String(format: "%02x", $0) }.joined() }))
+        }
+        #expect(answers.dropFirst().contains { $0.reused }, "no connection resumed a TLS session: \(answers)")
+        #expect(answers.allSatisfy { $0.binding == server.ports.trustedSHA256 }, "\(answers) vs \(server.ports.trustedSHA256)")
+    }
+
+    /// A pinned connection carries its certificate's tls-server-end-point (channel binding) and
+    /// stays open for the next leg of a handshake, but a verified request never rides it: without
+    /// the pin the same server is still untrusted.
+    @Test func pinnedConnectionIsBoundAndKeptButNeverReusedUnverified() async throws {
+        let pinned = HTTPRequest(url: server.untrustedURL("/hello"), pinnedCertificateSHA256: [server.ports.untrustedSHA256])
+        let first = try await client.send(pinned)
+        #expect(first.status == 200)
+        // The test server's certificate is signed with SHA-256: the binding is the DER's SHA-256 (RFC 5929 §4.1).
+        #expect(first.connection.tlsServerEndPoint.map { $0.map { String(format: "%02x", $0) }.joined() } == server.ports.untrustedSHA256)
+        let second = try await client.send(pinned)
+        #expect(second.connection.isSameConnection(as: first.connection), "\(first.connection) \(second.connection)")
+        #expect(second.connection.tlsServerEndPoint == first.connection.tlsServerEndPoint)
+        let error = await failure(of: HTTPRequest(url: server.untrustedURL("/hello")))
+        guard case .certificateUntrusted = error else {
+            Issue.record("a verified request got \(String(describing: error)) instead of certificateUntrusted")
+            return
+        }
+    }
+
     @Test func pinAcceptsUpperCaseWithColons() async throws {
         let sha = server.ports.untrustedSHA256.uppercased()
         var pairs: [String] = []

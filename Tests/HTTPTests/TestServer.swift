@@ -17,6 +17,7 @@ final class TestServer: @unchecked Sendable {
         var caFile: String
         var untrustedPEM: String
         var untrustedSHA256: String
+        var trustedSHA256: String
         var untrustedDER: String
     }
 

@@ -88,8 +88,10 @@ import WizardContract
     @Test func clockSkewIsNamedKRBAPERRSKEW() async throws {
         let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true, skewSeconds: 600)
         let (_, error) = try await Self.test(acceptor)
-        #expect(error?.details["reason"] == "clockSkew", "\(String(describing: error))")
+        #expect(error?.kind == .clockSkew, "\(String(describing: error))")
         #expect(error?.message.contains("KRB_AP_ERR_SKEW") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("5 minutes") == true, "\(String(describing: error))")
+        #expect(error?.hint?.contains("time source") == true, "\(String(describing: error?.hint))")
         // The acceptor (MIT) refused with KRB_AP_ERR_SKEW and sent the KRB-ERROR back, which
         // MIT on this side decoded.
         #expect(
@@ -115,5 +117,62 @@ import WizardContract
         let (checks, error) = await EWSConnectionTest(client: try Self.client(acceptor)).run(account: account, ewsUrl: Self.ews, oabUrl: nil) { _, _, _ in }
         #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
         #expect(checks.first?.message.contains("NTLM with channel binding") == true)
+    }
+
+    /// The KDC's log lines for one principal's AS exchanges (password → TGT) and TGS exchanges
+    /// (TGT → HTTP/<host> ticket).
+    static func kdcRequests(_ kind: String, principal: String) throws -> Int {
+        let log = try IntegratedAuthRealm.shared.get().string("kdcLog")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { $0.contains(kind) && $0.contains(principal + " for ") }.count
+    }
+
+    /// One ticket per principal and password for the process: the second connection test asks
+    /// the KDC nothing (neither the TGT nor the service ticket again); a different password is
+    /// never answered from the cached ticket: the KDC is asked and refuses it; the right
+    /// password after that gets a fresh ticket.
+    @Test func kerberosTicketIsCachedPerPrincipalAndPassword() async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: "Negotiate", requireCBT: true, noNTLM: true)
+        let bob = "bob@CONTOSO.TEST"
+        let asBefore = try Self.kdcRequests("AS_REQ", principal: bob)
+        let (_, first) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(first == nil, "\(String(describing: first))")
+        let asFirst = try Self.kdcRequests("AS_REQ", principal: bob)
+        let tgsFirst = try Self.kdcRequests("TGS_REQ", principal: bob)
+        #expect(asFirst > asBefore && tgsFirst > 0, "the KDC log shows no exchange for \(bob)")
+
+        let (checks, second) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(second == nil, "\(String(describing: second))")
+        #expect(checks.first?.message.contains("Kerberos with channel binding") == true)
+        #expect(try Self.kdcRequests("AS_REQ", principal: bob) == asFirst)
+        #expect(try Self.kdcRequests("TGS_REQ", principal: bob) == tgsFirst)
+
+        let (_, wrong) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "not-it")
+        #expect(wrong?.kind == .invalidCredentials, "\(String(describing: wrong))")
+        let asWrong = try Self.kdcRequests("AS_REQ", principal: bob)
+        #expect(asWrong > asFirst)
+
+        let (_, again) = try await Self.test(acceptor, user: "bob", email: "bob@contoso.test", password: "Secr3t!!")
+        #expect(again == nil, "\(String(describing: again))")
+        #expect(try Self.kdcRequests("AS_REQ", principal: bob) > asWrong)
+        #expect(acceptor.logEntries().filter { $0["outcome"] == "ok" }.count == 3)
+    }
+
+    /// A pinned server (its certificate trusted by its SHA-256, not by a CA) still gets the
+    /// channel binding: the pinned connection reports its leaf like a verified one, and the
+    /// handshake's legs stay on it. NTLM where the acceptor requires the binding, and Kerberos
+    /// with NTLM disabled.
+    @Test(arguments: [("NTLM", false, "NTLM with channel binding"), ("Negotiate", true, "Kerberos with channel binding")])
+    func pinnedServerGetsChannelBindingToo(_ offer: String, _ noNTLM: Bool, _ expected: String) async throws {
+        let acceptor = try IntegratedAuthRealm.acceptor(offer: offer, requireCBT: true, noNTLM: noNTLM)
+        var configuration = HTTPClient.Configuration()
+        configuration.connectTo = ["mail.contoso.test:443:127.0.0.1:\(acceptor.int("httpsPort"))"]
+        let client = try HTTPClient(configuration: configuration) // no CA for the acceptor: only the pin trusts it
+        let pin = acceptor.string("certSha256")
+        let account = ExchangeAccount(userName: "alice", domain: "CONTOSO", email: "alice@contoso.test", password: "Passw0rd!")
+        let (checks, error) = await EWSConnectionTest(client: client, pins: { _ in [pin] }).run(account: account, ewsUrl: Self.ews, oabUrl: nil) { _, _, _ in }
+        #expect(error == nil, "\(String(describing: error)) \(acceptor.logEntries())")
+        #expect(checks.first?.message.contains("Authenticated with \(expected)") == true, "\(checks)")
+        #expect(Self.oneConnection(acceptor), "\(acceptor.logEntries())")
     }
 }

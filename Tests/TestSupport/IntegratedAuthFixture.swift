@@ -93,15 +93,18 @@ public enum IntegratedAuthRealm {
         return realm
     }
 
-    /// An acceptor for mail.contoso.test with the realm's keytab. `skewSeconds` runs it under
-    /// libfaketime with its clock that far ahead.
+    /// An acceptor for mail.contoso.test (and autodiscover.contoso.test on its certificate) with
+    /// the realm's keytab. `skewSeconds` runs it under libfaketime with its clock that far ahead.
     public static func acceptor(
         offer: String = "Negotiate,NTLM", requireCBT: Bool = false, noNTLM: Bool = false,
         ntlmUsers: [String] = ["CONTOSO:alice:Passw0rd!", "DOWN:bob:Secr3t!!"],
         skewSeconds: Int? = nil
     ) throws -> IntegratedAuthProcess {
         let realm = try shared.get()
-        var arguments = ["--keytab", realm.string("keytab"), "--krb5-config", realm.string("krb5Config"), "--offer", offer]
+        var arguments = [
+            "--keytab", realm.string("keytab"), "--krb5-config", realm.string("krb5Config"), "--offer", offer,
+            "--alias", "autodiscover.contoso.test",
+        ]
         if requireCBT { arguments.append("--require-cbt") }
         if noNTLM { arguments.append("--no-ntlm") }
         for user in ntlmUsers { arguments += ["--ntlm-user", user] }

@@ -42,6 +42,10 @@ CURLUcode sw_curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsig
 CURLUcode sw_curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int flags);
 void sw_curl_free(void *pointer);
 
+/// The process-wide share handle that keeps resumable TLS sessions (CURL_LOCK_DATA_SSL_SESSION,
+/// with locks) for CURLOPT_SHARE; NULL when libcurl cannot make one.
+CURLSH *sw_curl_tls_session_share(void);
+
 /// Signature shared by CURLOPT_WRITEFUNCTION and CURLOPT_HEADERFUNCTION.
 typedef size_t (*ccurl_data_callback)(char *data, size_t size, size_t count, void *userdata);
 

@@ -58,6 +58,23 @@ sw_gss_session *sw_gss_session_new(sw_gss_mech mech, const char *user, const cha
                                    const char *service_host, const uint8_t *binding, size_t binding_length,
                                    sw_gss_status *status);
 
+/// A Kerberos ticket-granting ticket obtained from a password into its own MEMORY: cache,
+/// kept by the caller for many sessions (the service tickets gss_init_sec_context gets land in
+/// the same in-memory cache). Freed with sw_gss_kerberos_cred_free, which destroys the cache.
+typedef struct sw_gss_kerberos_cred sw_gss_kerberos_cred;
+
+/// `principal` like "alice@CONTOSO.COM". NULL on failure, with `status` saying why.
+sw_gss_kerberos_cred *sw_gss_kerberos_cred_new(const char *principal, const char *password, sw_gss_status *status);
+
+/// When the ticket-granting ticket expires (seconds since the epoch).
+int64_t sw_gss_kerberos_cred_end_time(const sw_gss_kerberos_cred *cred);
+
+void sw_gss_kerberos_cred_free(sw_gss_kerberos_cred *cred);
+
+/// A Kerberos session on `cred`, which it borrows: `cred` must outlive the session.
+sw_gss_session *sw_gss_session_new_kerberos(sw_gss_kerberos_cred *cred, const char *service_host, const uint8_t *binding,
+                                            size_t binding_length, sw_gss_status *status);
+
 /// One gss_init_sec_context step: `input` is the server's token (NULL/0 on the first step).
 /// Returns SW_GSS_COMPLETE or SW_GSS_CONTINUE (with a token in *output, possibly empty) or an
 /// error (status filled). Free *output with sw_gss_free.

@@ -158,6 +158,9 @@ final class AutodiscoverRun: Sendable {
     enum Failure: Sendable {
         case unauthorized
         case certificate(RPCError)
+        /// Refused with a reason of its own (clockSkew, channelBindingRequired, the KDC refusing
+        /// the password): that error, not a generic one, is what the user sees.
+        case refused(RPCError)
         case other
     }
 
@@ -337,20 +340,32 @@ final class AutodiscoverRun: Sendable {
             pinnedCertificateSHA256: settings.pins(host))
         let watch = Stopwatch()
         let response: HTTPResponse
+        let scheme: String
         do {
-            response = try await ExchangeAuthentication.send(request, account: account, client: settings.client)
+            // The same integrated-auth path as EWS: Kerberos or NTLMv2, channel-bound to this
+            // connection's certificate; Basic only where it is the only offer.
+            let outcome = try await ExchangeAuthentication.send(request, account: account, client: settings.client)
+            response = outcome.response
+            scheme = outcome.scheme == .none ? "" : " (\(outcome.scheme.label))"
         } catch {
-            let detail = error == .cancelled ? "abandoned: a higher-priority candidate answered" : error.description
-            record(url: url, method: "POST", outcome: error.outcome, detail: detail, durationMs: watch.elapsedMs)
-            if case .certificateUntrusted = error { return .failed(.certificate(error.rpcError)) }
-            return .failed(.other)
+            switch error {
+            case .transport(let error):
+                let detail = error == .cancelled ? "abandoned: a higher-priority candidate answered" : error.description
+                record(url: url, method: "POST", outcome: error.outcome, detail: detail, durationMs: watch.elapsedMs)
+                if case .certificateUntrusted = error { return .failed(.certificate(error.rpcError)) }
+                return .failed(.other)
+            case .refused(let error):
+                let outcome = error.kind == .invalidCredentials ? "unauthorized" : error.kind.name
+                record(url: url, method: "POST", outcome: outcome, detail: error.message, durationMs: watch.elapsedMs)
+                return .failed(.refused(error))
+            }
         }
         let ms = watch.elapsedMs
         switch response.status {
         case 200:
             switch POX.parse(response.body) {
             case .success(.settings(let ews, let oab)):
-                record(url: url, method: "POST", outcome: "settings", detail: "EWS \(ews)", durationMs: ms)
+                record(url: url, method: "POST", outcome: "settings", detail: "EWS \(ews)\(scheme)", durationMs: ms)
                 return .settings(ewsUrl: ews, oabUrl: oab, from: url)
             case .success(.redirectAddr(let address)):
                 record(url: url, method: "POST", outcome: "redirectAddr", detail: "use the address \(address)", durationMs: ms)
@@ -448,6 +463,9 @@ final class AutodiscoverRun: Sendable {
         let attempts = self.attempts
         // A certificate problem is the one thing the user can fix right here.
         for case .certificate(let error) in failures {
+            return error.with("attempts", attempts.json)
+        }
+        for case .refused(let error) in failures {
             return error.with("attempts", attempts.json)
         }
         let unauthorized = failures.filter { if case .unauthorized = $0 { true } else { false } }.count

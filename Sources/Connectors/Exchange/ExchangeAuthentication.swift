@@ -5,33 +5,26 @@ import RPCCore
 import WizardContract
 
 /// Picks how to authenticate to an Exchange endpoint from what it offers, as Outlook does:
-/// the request goes out once without credentials, and a 401's WWW-Authenticate decides.
+/// the request goes out once without credentials, and a 401's WWW-Authenticate decides, in the
+/// order the server offers: Kerberos through GSSAPI when Negotiate is offered and the realm's KDC
+/// answers, else NTLMv2 through gss-ntlmssp, both channel-bound to the server's certificate
+/// (Extended Protection); libcurl's own NTLM only without gss-ntlmssp; Basic when that is all
+/// the server offers (see IntegratedAuthenticator). Autodiscover's POX POSTs, EWS and the OAB all
+/// go through here. Never CURLAUTH_ANY.
 ///
-/// `sendIntegrated` (the connection test): Kerberos through GSSAPI when Negotiate is offered
-/// and the realm's KDC answers, else NTLMv2 through gss-ntlmssp, both channel-bound to the
-/// server's certificate (Extended Protection); libcurl's own NTLM only without gss-ntlmssp;
-/// Basic when that is all the server offers (see IntegratedAuthenticator).
-///
-/// `send` (Autodiscover): libcurl's NTLM when offered, else Basic. Never CURLAUTH_ANY.
-/// Sending the body unauthenticated first also keeps libcurl's NTLM handshake honest: with NTLM
-/// it posts an empty body on the first leg, which a server that needs no authentication would
-/// take as the whole (empty, invalid) request.
+/// Sending the body unauthenticated first also keeps an NTLM handshake honest: the NEGOTIATE leg
+/// goes with an empty body, which a server that needs no authentication would take as the whole
+/// (empty, invalid) request.
 enum ExchangeAuthentication {
-    static func send(_ request: HTTPRequest, account: ExchangeAccount, client: any HTTPTransport) async throws(HTTPError) -> HTTPResponse {
-        var request = request
-        request.authentication = .none
-        let probe = try await client.send(request)
-        guard probe.status == 401 else { return probe }
-        let offered = probe.headers.values(for: "WWW-Authenticate").map { $0.lowercased() }
-        let basicOnly =
-            offered.contains { $0.hasPrefix("basic") }
-            && !offered.contains { $0.hasPrefix("ntlm") || $0.hasPrefix("negotiate") }
-        request.authentication = basicOnly ? account.basic : account.ntlm
-        return try await client.send(request)
+    /// A transport failure (for Autodiscover's attempt log) or a refusal that is already the
+    /// contract's error (clockSkew, channelBindingRequired, invalidCredentials from the KDC).
+    enum Failure: Error {
+        case transport(HTTPError)
+        case refused(RPCError)
     }
 
-    static func sendIntegrated(_ request: HTTPRequest, account: ExchangeAccount, client: any HTTPTransport)
-        async throws(RPCError) -> IntegratedAuthenticator.Outcome
+    static func send(_ request: HTTPRequest, account: ExchangeAccount, client: any HTTPTransport) async throws(Failure)
+        -> IntegratedAuthenticator.Outcome
     {
         let credentials = IntegratedCredentials(
             userName: account.userName, domain: account.domain, email: account.email,
@@ -40,19 +33,37 @@ enum ExchangeAuthentication {
         do {
             outcome = try await IntegratedAuthenticator(client: client).send(request, credentials: credentials)
         } catch {
-            throw error.rpcError
+            if case .transport(let httpError) = error { throw .transport(httpError) }
+            throw .refused(error.rpcError)
         }
-        if outcome.response.status == 401, case .ntlm(channelBinding: false, libcurl: true) = outcome.scheme {
-            throw RPCError(
-                .invalidCredentials,
-                "The server refused NTLM without channel binding, which is all this computer can send.",
-                hint: "Exchange with Extended Protection set to Require refuses NTLM without a TLS channel binding. "
-                    + "Install gss-ntlmssp (Debian, Ubuntu: apt-get install gss-ntlmssp) for NTLMv2 with channel "
-                    + "binding, or make Kerberos work (an SPN HTTP/<host> and a reachable KDC). "
-                    + ExchangeHints.userNameForms,
-                details: ["status": 401, "reason": "channelBindingRequired", "scheme": "ntlm"])
+        // A 401 to NTLM that went without a binding: Exchange with Extended Protection = Require
+        // refuses that whatever the password (learn.microsoft.com/exchange/plan-and-deploy/
+        // post-installation-tasks/security-best-practices/exchange-extended-protection), so say so.
+        if outcome.response.status == 401, case .ntlm(channelBinding: false, let libcurl) = outcome.scheme,
+            request.url.lowercased().hasPrefix("https:")
+        {
+            let why =
+                libcurl
+                ? "libcurl's own NTLM sends no channel binding and gss-ntlmssp is not installed"
+                : "the server's certificate on that connection could not be read"
+            throw .refused(
+                IntegratedAuthError.channelBindingRequired(scheme: "ntlm", why: why, host: IntegratedAuthenticator.host(of: request.url))
+                    .rpcError)
         }
         return outcome
+    }
+
+    static func sendIntegrated(_ request: HTTPRequest, account: ExchangeAccount, client: any HTTPTransport)
+        async throws(RPCError) -> IntegratedAuthenticator.Outcome
+    {
+        do {
+            return try await send(request, account: account, client: client)
+        } catch {
+            switch error {
+            case .transport(let httpError): throw httpError.rpcError
+            case .refused(let rpcError): throw rpcError
+            }
+        }
     }
 }
 
@@ -67,11 +78,24 @@ extension IntegratedAuthError {
                 details: ["reason": "kerberosRefused", "krbError": failure.code.map { JSONValue.string($0) } ?? .null, "scheme": "kerberos"])
         case .clockSkew(let detail):
             RPCError(
-                .invalidCredentials,
-                "Kerberos refused the sign-in because the clocks differ by more than 5 minutes (KRB_AP_ERR_SKEW).",
-                hint: "Set this computer's clock right (NTP, e.g. timedatectl set-ntp true) or ask the administrator "
-                    + "to check the server's; Kerberos tolerates at most 5 minutes. \(detail)",
-                details: ["reason": "clockSkew", "krbError": "KRB_AP_ERR_SKEW", "scheme": "kerberos"])
+                .clockSkew,
+                "Kerberos refused the sign-in with KRB_AP_ERR_SKEW: this computer's clock and the server's differ by more "
+                    + "than the 5 minutes Kerberos allows.",
+                hint: "Sync this computer's clock with the Windows domain's time source (the domain controllers; "
+                    + "e.g. timedatectl set-ntp true with the domain controller as NTP server), or ask the administrator "
+                    + "to check the server's clock. \(detail)",
+                details: ["krbError": "KRB_AP_ERR_SKEW", "scheme": "kerberos", "maximumSkewSeconds": 300])
+        case .channelBindingRequired(let scheme, let why, let host):
+            RPCError(
+                .channelBindingRequired,
+                "\(host) refused \(scheme == "ntlm" ? "NTLM" : "Kerberos") sent without a TLS channel binding (\(why)); "
+                    + "an Exchange with Extended Protection set to Require refuses exactly that.",
+                hint: "Extended Protection ties the sign-in to the TLS certificate this computer sees. Install gss-ntlmssp "
+                    + "(apt-get install gss-ntlmssp) for NTLMv2 with channel binding, or make Kerberos work (an SPN "
+                    + "HTTP/\(host) and a reachable KDC). A proxy or load balancer that terminates TLS in front of Exchange "
+                    + "must pass TLS through, or Extended Protection must be set to Accept for EWS and Autodiscover. "
+                    + "The server does not say whether the password was right as well.",
+                details: ["reason": .string(why), "scheme": .string(scheme), "host": .string(host)])
         case .connectionNotReused(let scheme):
             RPCError(
                 .serverError,

@@ -13,13 +13,18 @@ tls-server-end-point) the way an Exchange with Extended Protection set to Requir
 
     integrated_auth.py acceptor --dir DIR --keytab K --krb5-config C [--offer Negotiate,NTLM]
                                 [--require-cbt] [--no-ntlm] [--host mail.contoso.test]
-        HTTPS on a loopback port with a certificate for --host from its own CA (trustme).
-        Every request to any path needs authentication; once authenticated the answer is an
-        EWS GetFolder success. NTLM is checked by pyspnego's NTLM acceptor (users from
+        HTTPS on a loopback port with a certificate for --host and every --alias from its own
+        CA (trustme). Every request to any path needs authentication; once authenticated the
+        answer depends on the path, as an Exchange CAS answers: POST /autodiscover/
+        autodiscover.xml is Autodiscover POX (protocols.md §4.2/4.3: the Outlook response schema
+        with an EXPR protocol naming https://--host/EWS/Exchange.asmx and the OAB, error 500 for
+        an address outside @contoso.test), GET /OAB/<id>/oab.xml the OAB manifest, anything else
+        an EWS GetFolder success. Kerberos is accepted for any HTTP/<name> in the keytab (the
+        realm makes one per --service-host), so one acceptor serves mail. and autodiscover. NTLM is checked by pyspnego's NTLM acceptor (users from
         NTLM_USER_FILE, written from --ntlm-user DOMAIN:user:password), Kerberos by MIT
         through python-gssapi with the keytab. With --require-cbt, NTLM without (or with wrong)
         MsvAvChannelBindings is refused. Ready line: {"httpsPort", "caFile", "certSha256", "log"}.
-        The log (JSON lines) records per request: connection (client port), scheme, token
+        The log (JSON lines) records per request: connection (client port), host, path, scheme, token
         (kerberos/ntlm-negotiate/ntlm-authenticate/spnego), outcome, user, error.
 
 Both run until stdin closes. Run under libfaketime (LD_PRELOAD, FAKETIME=+10m) the acceptor's
@@ -168,6 +173,52 @@ GETFOLDER_OK = (
 ).encode()
 
 
+NS_AD_REQUEST = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+NS_AD_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
+NS_AD_OUTLOOK = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+
+
+def autodiscover_answer(body, host):
+    """POX (protocols.md §4.2/4.3, [MS-OXDSCLI]): the request's EMailAddress in the request
+    schema; settings for a @contoso.test address, else Response/Error 500 (address not found)."""
+    import xml.etree.ElementTree as ET
+    from xml.sax.saxutils import escape
+    try:
+        root = ET.fromstring(body)
+        email = root.findtext("{%s}Request/{%s}EMailAddress" % (NS_AD_REQUEST, NS_AD_REQUEST)) or ""
+        schema = root.findtext("{%s}Request/{%s}AcceptableResponseSchema" % (NS_AD_REQUEST, NS_AD_REQUEST))
+    except ET.ParseError:
+        email, schema = "", None
+    if schema != NS_AD_OUTLOOK or not email.lower().endswith("@contoso.test"):
+        code, message = (600, "Invalid Request") if schema != NS_AD_OUTLOOK else (500, "The email address can't be found.")
+        return ('<?xml version="1.0" encoding="utf-8"?>\n<Autodiscover xmlns="%s"><Response xmlns="%s">'
+                '<Error Time="10:00:00.0000000" Id="2471526784"><ErrorCode>%d</ErrorCode><Message>%s</Message>'
+                '<DebugData /></Error></Response></Autodiscover>' % (NS_AD_RESPONSE, NS_AD_OUTLOOK, code, message)).encode()
+    return ("\n".join([
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<Autodiscover xmlns="%s">' % NS_AD_RESPONSE,
+        '  <Response xmlns="%s">' % NS_AD_OUTLOOK,
+        "    <User><DisplayName>%s</DisplayName><AutoDiscoverSMTPAddress>%s</AutoDiscoverSMTPAddress></User>"
+        % (escape(email.split("@")[0]), escape(email)),
+        "    <Account>",
+        "      <AccountType>email</AccountType>",
+        "      <Action>settings</Action>",
+        "      <Protocol><Type>EXPR</Type><Server>%s</Server><ASUrl>https://%s/EWS/Exchange.asmx</ASUrl>"
+        "<EwsUrl>https://%s/EWS/Exchange.asmx</EwsUrl><OABUrl>https://%s/OAB/abc/</OABUrl></Protocol>" % (host, host, host, host),
+        "    </Account>",
+        "  </Response>",
+        "</Autodiscover>", ""])).encode()
+
+
+OAB_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<OAB>
+  <OAL id="3f3a5c1e-0b0e-4a1b-9a4e-2c1d7e8f9a0b" dn="/" name="\\Default Global Address List">
+    <Full seq="12" ver="32" size="18432" uncompressedsize="65536" SHA="0123456789abcdef0123456789abcdef01234567">3f3a5c1e-data-12.lzx</Full>
+  </OAL>
+</OAB>
+"""
+
+
 def token_kind(raw):
     if raw.startswith(b"NTLMSSP\x00"):
         return {1: "ntlm-negotiate", 3: "ntlm-authenticate"}.get(int.from_bytes(raw[8:12], "little"), "ntlm")
@@ -194,7 +245,7 @@ def run_acceptor(args):
     os.environ["NTLM_USER_FILE"] = users_file
 
     ca = trustme.CA()
-    cert = ca.issue_cert(args.host)
+    cert = ca.issue_cert(args.host, *args.alias)
     ca_file = os.path.join(d, "ca.pem")
     ca.cert_pem.write_to_path(ca_file)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -258,11 +309,20 @@ def run_acceptor(args):
                 [("WWW-Authenticate", s) for s in offer]
             self.reply(401, b"<html>401 Unauthorized</html>", headers)
 
+        def answer(self, headers=()):
+            """What an authenticated request gets, by path (an Exchange CAS's virtual directories)."""
+            path = self.path.split("?")[0].lower()
+            if path == "/autodiscover/autodiscover.xml" and self.command == "POST":
+                return self.reply(200, autodiscover_answer(self.body, args.host), headers)
+            if path.startswith("/oab/") and path.endswith("/oab.xml") and self.command == "GET":
+                return self.reply(200, OAB_XML, headers)
+            return self.reply(200, GETFOLDER_OK, headers)
+
         def serve(self):
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            entry = {"connection": self.client_address[1], "method": self.command, "path": self.path}
+            self.body = self.rfile.read(length) if length else b""
+            entry = {"connection": self.client_address[1], "host": (self.headers.get("Host") or "").split(":")[0],
+                     "method": self.command, "path": self.path}
             header = self.headers.get("Authorization") or ""
             scheme, _, value = header.partition(" ")
             entry["scheme"] = scheme
@@ -270,7 +330,7 @@ def run_acceptor(args):
                 entry["outcome"] = "ok"
                 entry["user"] = self.user
                 log(entry)
-                return self.reply(200, GETFOLDER_OK)
+                return self.answer()
             if scheme.lower() not in [s.lower() for s in offer] or not value:
                 return self.challenge(entry)
             try:
@@ -304,7 +364,7 @@ def run_acceptor(args):
             log(entry)
             self.ctx = None
             headers = [("WWW-Authenticate", "%s %s" % (scheme, base64.b64encode(out).decode()))] if out else []
-            self.reply(200, GETFOLDER_OK, headers)
+            self.answer(headers)
 
     def kerberos(self, entry, raw, scheme):
         """A raw Kerberos AP-REQ, checked by MIT through python-gssapi directly, so that a
@@ -328,7 +388,7 @@ def run_acceptor(args):
         entry.update(outcome="ok", user=self.user, protocol="kerberos")
         log(entry)
         headers = [("WWW-Authenticate", "%s %s" % (scheme, base64.b64encode(out).decode()))] if out else []
-        self.reply(200, GETFOLDER_OK, headers)
+        self.answer(headers)
 
     Handler.kerberos = kerberos
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -354,13 +414,14 @@ def main():
     acceptor.add_argument("--keytab", required=True)
     acceptor.add_argument("--krb5-config", required=True)
     acceptor.add_argument("--host", default="mail.contoso.test")
+    acceptor.add_argument("--alias", action="append", default=[], help="another name on the certificate")
     acceptor.add_argument("--offer", default="Negotiate,NTLM")
     acceptor.add_argument("--require-cbt", action="store_true")
     acceptor.add_argument("--no-ntlm", action="store_true")
     acceptor.add_argument("--ntlm-user", action="append", default=[])
     args = parser.parse_args()
     if args.role == "realm":
-        args.service_host = args.service_host or ["mail.contoso.test"]
+        args.service_host = args.service_host or ["mail.contoso.test", "autodiscover.contoso.test"]
         run_realm(args)
     else:
         run_acceptor(args)

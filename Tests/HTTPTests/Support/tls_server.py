@@ -98,6 +98,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/hang":
             time.sleep(60)
             self.close_connection = True
+        elif url.path == "/session":
+            # Whether this connection resumed a TLS session; then closed, so the next request
+            # needs a new connection (and may resume).
+            self.close_connection = True
+            self.reply(200, json.dumps({"reused": self.connection.session_reused}).encode(),
+                       [("Content-Type", "application/json"), ("Connection", "close")])
         elif url.path == "/reset":
             self.close_connection = True
             reset_socket(self.connection)
@@ -176,7 +182,7 @@ def main():
     ca_file = os.path.join(workdir, "trusted-ca.pem")
     trusted_ca.cert_pem.write_to_path(ca_file)
 
-    trusted_context, _ = tls_context(trusted_ca, "autodiscover.contoso.test")
+    trusted_context, trusted_leaf = tls_context(trusted_ca, "autodiscover.contoso.test")
     untrusted_context, untrusted_leaf = tls_context(untrusted_ca, "untrusted.contoso.test")
     untrusted_pem = untrusted_leaf.cert_chain_pems[0].bytes().decode()
     untrusted_der = ssl.PEM_cert_to_DER_cert(untrusted_pem)
@@ -203,6 +209,7 @@ def main():
         "caFile": ca_file,
         "untrustedPEM": untrusted_pem,
         "untrustedSHA256": hashlib.sha256(untrusted_der).hexdigest(),
+        "trustedSHA256": hashlib.sha256(ssl.PEM_cert_to_DER_cert(trusted_leaf.cert_chain_pems[0].bytes().decode())).hexdigest(),
         "untrustedDER": base64.b64encode(untrusted_der).decode(),
     })
     print(json.dumps(info), flush=True)

@@ -107,11 +107,12 @@ public enum IntegratedAuthError: Error, Sendable {
 /// on a connection that authenticated and is still alive needs 1 (the probe is answered).
 public struct IntegratedAuthenticator: Sendable {
     let client: any HTTPTransport
-    /// A connection that authenticated this recently is taken to be alive in the client's pool
-    /// (IIS closes idle ones after 120 s, its connectionTimeout), and Windows authenticates the
-    /// connection: the request goes without a handshake first and usually needs none. Past it,
-    /// a host whose scheme is known gets the handshake at once, without the probe.
-    public static let defaultLiveConnectionSeconds = 60.0
+    /// A connection that authenticated this recently may still be in the client's pool, and
+    /// Windows authenticates the connection: the request goes without a handshake first and
+    /// usually needs none. Past it libcurl reuses no connection (CURLOPT_MAXAGE_CONN, 118 s by
+    /// default; IIS closes idle ones after 120 s), so a host whose scheme is known gets the
+    /// handshake at once, without the probe: never more requests than probing.
+    public static let defaultLiveConnectionSeconds = 118.0
     let liveConnectionSeconds: Double
 
     public init(client: any HTTPTransport, liveConnectionSeconds: Double = Self.defaultLiveConnectionSeconds) {

@@ -163,7 +163,8 @@ let package = Package(
         .testTarget(name: "KeyringTests", dependencies: ["Keyring", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "WizardTests", dependencies: ["Wizard", "Keyring", "RPCCore", "WizardContract", "TestSupport"]),
         // Kerberos and NTLM with channel binding against a real KDC and acceptor (Tests/Fixtures/integrated-auth).
-        .testTarget(name: "IntegratedAuthTests", dependencies: ["ExchangeConnector", "IntegratedAuth", "HTTP", "RPCCore", "WizardContract", "TestSupport"]),
+        .testTarget(
+            name: "IntegratedAuthTests", dependencies: ["ExchangeConnector", "IntegratedAuth", "HTTP", "EWS", "RPCCore", "WizardContract", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["RPCCore", "WizardContract", "TestSupport"]),
     ]
 )

@@ -306,6 +306,20 @@ static sw_gss_session *session_alloc(sw_gss_mech mech, const uint8_t *binding, s
     return s;
 }
 
+int sw_gss_session_set_bindings(sw_gss_session *s, const uint8_t *binding, size_t binding_length) {
+    void *copy = NULL;
+    if (binding != NULL && binding_length > 0) {
+        copy = malloc(binding_length);
+        if (copy == NULL) return -1;
+        memcpy(copy, binding, binding_length);
+    }
+    free(s->bindings.application_data.value);
+    s->bindings.application_data.value = copy;
+    s->bindings.application_data.length = copy != NULL ? binding_length : 0;
+    s->has_bindings = copy != NULL;
+    return 0;
+}
+
 /// The target name HTTP@host; frees the session on failure.
 static sw_gss_session *session_target(sw_gss_session *s, const char *service_host, sw_gss_status *status) {
     char service[1100];

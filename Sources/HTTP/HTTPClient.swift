@@ -9,6 +9,8 @@ import Synchronization
 /// one curl multi handle driven by one dedicated thread (see `CurlDriver`).
 public final class HTTPClient: Sendable {
     public let configuration: Configuration
+    /// Schemes and certificates per origin, for IntegratedAuth (see AuthenticationMemory).
+    public let authenticationMemory: AuthenticationMemory? = AuthenticationMemory()
     private let caBundle: CABundle?
     private let driver: CurlDriver
     /// tls-server-end-point of each live connection ("localPort remoteAddress remotePort"),

@@ -122,6 +122,17 @@ public final class GSSContext: @unchecked Sendable { // the session pointer is o
         }
     }
 
+    /// The channel binding for the steps still to come (NTLM: the AUTHENTICATE message).
+    public func bind(_ channelBinding: [UInt8]?) async -> Bool {
+        let session = UncheckedBox(self.session)
+        return await Self.worker.run {
+            let binding = channelBinding ?? []
+            return binding.withUnsafeBufferPointer { bytes in
+                sw_gss_session_set_bindings(session.value, channelBinding == nil ? nil : bytes.baseAddress, bytes.count) == 0
+            }
+        } ?? false
+    }
+
     /// True when GSSAPI loads and offers gss-ntlmssp's NTLMSSP mechanism.
     public static var ntlmAvailable: Bool {
         get async { await worker.run { sw_gss_ntlm_available() == 1 } ?? false }

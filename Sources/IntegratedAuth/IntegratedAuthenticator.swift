@@ -1,5 +1,6 @@
 import ExtrasBase64
 import HTTP
+import Threading
 
 #if canImport(Glibc)
     import Glibc
@@ -101,12 +102,22 @@ public enum IntegratedAuthError: Error, Sendable {
 ///
 /// Round trips after the unauthenticated probe (a 401 that names the schemes, on a connection
 /// whose certificate HTTPClient knows): Kerberos 1 (AP-REQ → 200 with AP-REP), NTLM 2
-/// (NEGOTIATE → 401 CHALLENGE, AUTHENTICATE → 200), all on the probe's connection.
+/// (NEGOTIATE → 401 CHALLENGE, AUTHENTICATE → 200), all on the probe's connection. A host whose
+/// scheme the client already learned needs no probe: Kerberos 1 request in all, NTLM 2; a request
+/// on a connection that authenticated and is still alive needs 1 (the probe is answered).
 public struct IntegratedAuthenticator: Sendable {
     let client: any HTTPTransport
+    /// A connection that authenticated this recently may still be in the client's pool, and
+    /// Windows authenticates the connection: the request goes without a handshake first and
+    /// usually needs none. Past it libcurl reuses no connection (CURLOPT_MAXAGE_CONN, 118 s by
+    /// default; IIS closes idle ones after 120 s), so a host whose scheme is known gets the
+    /// handshake at once, without the probe: never more requests than probing.
+    public static let defaultLiveConnectionSeconds = 118.0
+    let liveConnectionSeconds: Double
 
-    public init(client: any HTTPTransport) {
+    public init(client: any HTTPTransport, liveConnectionSeconds: Double = Self.defaultLiveConnectionSeconds) {
         self.client = client
+        self.liveConnectionSeconds = liveConnectionSeconds
     }
 
     public struct Outcome: Sendable {
@@ -117,9 +128,140 @@ public struct IntegratedAuthenticator: Sendable {
         /// The server's CHALLENGE token of an NTLM handshake (raw or SPNEGO), which names its
         /// domain: an `invalidCredentials` can say what to type without asking again.
         public var challengeToken: [UInt8]? = nil
+        /// The host's scheme was known: the handshake went without an unauthenticated probe.
+        public var probeSkipped = false
+        /// The Authorization label of a gss-ntlmssp handshake ("NTLM", "Negotiate").
+        var ntlmLabel: String? = nil
     }
 
+    /// Scheme once per host: a host whose scheme this client learned (and whose authenticated
+    /// connection is probably gone) gets the handshake at once; otherwise the unauthenticated
+    /// probe decides (and rides a live authenticated connection for free).
     public func send(_ request: HTTPRequest, credentials: IntegratedCredentials) async throws(IntegratedAuthError) -> Outcome {
+        let key = Self.memoryKey(request.url, credentials)
+        let memory = client.authenticationMemory
+        if let memory, let known = memory[key], request.url.lowercased().hasPrefix("https:"),
+            monotonicSeconds() - known.authenticatedAt >= liveConnectionSeconds
+        {
+            if let outcome = try await sendKnown(request, known: known, credentials: credentials) {
+                remember(outcome, key: key, in: memory)
+                return outcome
+            }
+            memory[key] = nil // it changed: learn it again
+        }
+        let outcome = try await negotiate(request, credentials: credentials)
+        if let memory { remember(outcome, key: key, in: memory) }
+        return outcome
+    }
+
+    /// The origin (scheme, host, port) and the account: the scheme that works can differ by user.
+    public static func memoryKey(_ url: String, _ credentials: IntegratedCredentials) -> String {
+        let parts = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+        let origin = parts.count >= 3 ? parts[0] + "//" + parts[2] : Substring(url)
+        return origin.lowercased() + " " + credentials.ntlmName.lowercased()
+    }
+
+    private func remember(_ outcome: Outcome, key: String, in memory: AuthenticationMemory) {
+        guard outcome.response.status != 401, (200..<500).contains(outcome.response.status) else { return }
+        let now = monotonicSeconds()
+        switch outcome.scheme {
+        case .kerberos(channelBinding: true):
+            memory[key] = AuthenticationMemory.Entry(
+                scheme: "kerberos", label: "Negotiate", tlsServerEndPoint: outcome.response.connection.tlsServerEndPoint, authenticatedAt: now)
+        case .ntlm(channelBinding: true, libcurl: false):
+            memory[key] = AuthenticationMemory.Entry(
+                scheme: "ntlm", label: outcome.ntlmLabel ?? "NTLM", tlsServerEndPoint: outcome.response.connection.tlsServerEndPoint,
+                authenticatedAt: now)
+        case .none:
+            // Answered on a connection that authenticated earlier: it is still alive.
+            if var known = memory[key] {
+                known.authenticatedAt = now
+                memory[key] = known
+            }
+        default:
+            return
+        }
+    }
+
+    /// The handshake of a known scheme without the probe. Nil when it no longer fits (the
+    /// server answered otherwise); the caller then probes as for an unknown host.
+    private func sendKnown(
+        _ request: HTTPRequest, known: AuthenticationMemory.Entry, credentials: IntegratedCredentials
+    ) async throws(IntegratedAuthError) -> Outcome? {
+        let host = Self.host(of: request.url)
+        switch known.scheme {
+        case "kerberos":
+            // The AP-REQ is bound before the request goes out: to the certificate this host
+            // presented (the connection's own is checked on the answer).
+            guard let principal = credentials.kerberosPrincipal, let endPoint = known.tlsServerEndPoint else { return nil }
+            let context: GSSContext
+            let token: [UInt8]
+            do {
+                context = try await GSSContext.start(
+                    .kerberos, user: principal, password: credentials.password, host: host,
+                    channelBinding: Array("tls-server-end-point:".utf8) + endPoint)
+                token = try await context.step([]).token
+            } catch {
+                switch error.reason {
+                case .badPassword, .unknownUser, .account: throw .credentialsRefused(error)
+                case .clockSkew: throw .clockSkew(detail: "\(error.code ?? "KRB_AP_ERR_SKEW"): \(error.message)")
+                default: return nil
+                }
+            }
+            var leg = request
+            leg.authentication = .none
+            leg.requireHTTP11 = true
+            leg.headers.add("Authorization", "Negotiate " + Base64.encodeToString(bytes: token))
+            let answer = try await transport(leg)
+            guard answer.status != 401 else { return nil }
+            if let serverToken = Self.token(in: answer, scheme: "negotiate") {
+                do { _ = try await context.step(serverToken) } catch { throw .mutualAuthenticationFailed(error) }
+            }
+            return Outcome(response: answer, scheme: .kerberos(channelBinding: true), notes: [], probeSkipped: true)
+        case "ntlm":
+            // The host wants NTLM: the NEGOTIATE leg (empty body) goes first, and the
+            // AUTHENTICATE is bound to the certificate of the connection that leg went over.
+            guard await GSSContext.ntlmAvailable else { return nil }
+            let context: GSSContext
+            var token: [UInt8]
+            do {
+                context = try await GSSContext.start(.ntlm, user: credentials.ntlmName, password: credentials.password, host: host, channelBinding: nil)
+                token = try await context.step([]).token
+            } catch {
+                throw .credentialsRefused(error)
+            }
+            var first = request
+            first.authentication = .none
+            first.requireHTTP11 = true
+            first.body = []
+            first.headers.add("Authorization", "\(known.label) " + Base64.encodeToString(bytes: token))
+            let answer = try await transport(first)
+            guard answer.status == 401, let challenge = Self.token(in: answer, scheme: known.label.lowercased()),
+                let endPoint = answer.connection.tlsServerEndPoint,
+                await context.bind(Array("tls-server-end-point:".utf8) + endPoint)
+            else { return nil }
+            do {
+                token = try await context.step(challenge).token
+            } catch {
+                throw .credentialsRefused(error)
+            }
+            var last = request
+            last.authentication = .none
+            last.requireHTTP11 = true
+            last.headers.add("Authorization", "\(known.label) " + Base64.encodeToString(bytes: token))
+            let final = try await transport(last)
+            guard final.connection.isSameConnection(as: answer.connection) else { throw .connectionNotReused(scheme: "NTLM") }
+            return Outcome(
+                response: final, scheme: .ntlm(channelBinding: true, libcurl: false), notes: [], challengeToken: challenge,
+                probeSkipped: true, ntlmLabel: known.label)
+        default:
+            return nil
+        }
+    }
+
+    /// Unknown host (or a live authenticated connection): the request without credentials, and
+    /// its 401 decides.
+    func negotiate(_ request: HTTPRequest, credentials: IntegratedCredentials) async throws(IntegratedAuthError) -> Outcome {
         var probe = request
         probe.authentication = .none
         probe.requireHTTP11 = true
@@ -263,7 +405,7 @@ public struct IntegratedAuthenticator: Sendable {
             guard answer.connection.isSameConnection(as: probe.connection) else { throw .connectionNotReused(scheme: "NTLM") }
             let scheme = IntegratedScheme.ntlm(channelBinding: binding != nil, libcurl: false)
             guard leg == 1, answer.status == 401, let challenge = Self.token(in: answer, scheme: label.lowercased()) else {
-                return Outcome(response: answer, scheme: scheme, notes: notes, challengeToken: seenChallenge)
+                return Outcome(response: answer, scheme: scheme, notes: notes, challengeToken: seenChallenge, ntlmLabel: label)
             }
             seenChallenge = challenge
             do {

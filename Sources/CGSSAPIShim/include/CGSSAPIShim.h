@@ -75,6 +75,11 @@ void sw_gss_kerberos_cred_free(sw_gss_kerberos_cred *cred);
 sw_gss_session *sw_gss_session_new_kerberos(sw_gss_kerberos_cred *cred, const char *service_host, const uint8_t *binding,
                                             size_t binding_length, sw_gss_status *status);
 
+/// Replaces the channel bindings the next steps use: an NTLM context whose NEGOTIATE went out
+/// before the connection's certificate was known binds its AUTHENTICATE to it (gss-ntlmssp
+/// reads the bindings in that step). 0, or -1 when out of memory.
+int sw_gss_session_set_bindings(sw_gss_session *session, const uint8_t *binding, size_t binding_length);
+
 /// One gss_init_sec_context step: `input` is the server's token (NULL/0 on the first step).
 /// Returns SW_GSS_COMPLETE or SW_GSS_CONTINUE (with a token in *output, possibly empty) or an
 /// error (status filled). Free *output with sw_gss_free.

@@ -24,7 +24,7 @@ tls-server-end-point) the way an Exchange with Extended Protection set to Requir
         NTLM_USER_FILE, written from --ntlm-user DOMAIN:user:password), Kerberos by MIT
         through python-gssapi with the keytab. With --require-cbt, NTLM without (or with wrong)
         MsvAvChannelBindings is refused. Ready line: {"httpsPort", "caFile", "certSha256", "log"}.
-        The log (JSON lines) records per request: connection (client port), host, path, scheme, token
+        The log (JSON lines) records per request: connection (client port), host, path, bodyBytes, scheme, token
         (kerberos/ntlm-negotiate/ntlm-authenticate/spnego), outcome, user, error.
 
 Both run until stdin closes. Run under libfaketime (LD_PRELOAD, FAKETIME=+10m) the acceptor's
@@ -322,7 +322,7 @@ def run_acceptor(args):
             length = int(self.headers.get("Content-Length") or 0)
             self.body = self.rfile.read(length) if length else b""
             entry = {"connection": self.client_address[1], "host": (self.headers.get("Host") or "").split(":")[0],
-                     "method": self.command, "path": self.path}
+                     "method": self.command, "path": self.path, "bodyBytes": len(self.body)}
             header = self.headers.get("Authorization") or ""
             scheme, _, value = header.partition(" ")
             entry["scheme"] = scheme

@@ -205,35 +205,11 @@ final class HintsRun: Sendable {
         return try conclude(results)
     }
 
-    /// Both https candidates at once; a lower-priority challenge waits a short grace (a fifth of
-    /// the time so far, at most 2 s) for a higher-priority one, as Autodiscover does.
+    /// Both https candidates at once, a challenge decisive by priority as in Autodiscover.
     func concurrently(_ urls: [String]) async -> [Result] {
-        let started = monotonicSeconds()
-        var results = [Result?](repeating: nil, count: urls.count)
-        await withTaskGroup(of: (Int, Result?).self) { group in
-            for (i, url) in urls.enumerated() {
-                group.addTask { (i, await self.probe(url: url, viaRedirect: false)) }
-            }
-            var graceStarted = false
-            while let (index, result) = await group.next() {
-                if index >= 0 { results[index] = result }
-                if let best = results.firstIndex(where: { $0?.isChallenge == true }) {
-                    if !(0..<best).contains(where: { results[$0] == nil }) || index == -1 { break }
-                    if !graceStarted {
-                        graceStarted = true
-                        let grace = min(2, 0.2 * (monotonicSeconds() - started))
-                        group.addTask {
-                            try? await sleep(seconds: grace)
-                            return (-1, nil)
-                        }
-                    }
-                } else if results.allSatisfy({ $0 != nil }) {
-                    break
-                }
-            }
-            group.cancelAll()
+        await AutodiscoverRules.byPriority(urls, isDecisive: \.isChallenge) { url in
+            await self.probe(url: url, viaRedirect: false)
         }
-        return results.compactMap { $0 }
     }
 
     /// GET http://autodiscover.DOMAIN/… with no Authorization; only an https redirect is followed.

@@ -74,6 +74,42 @@ public struct Autodiscover: Sendable {
 /// Where Autodiscover may look and where it may follow a redirect: shared by Autodiscover and
 /// AccountHintsProbe, so the anonymous NTLM probe goes nowhere Autodiscover would not.
 public enum AutodiscoverRules {
+    /// Starts every candidate at once. When a lower-priority one is decisive first, higher-priority
+    /// ones still running get a short grace (a fifth of the time so far, at most 2 s) and are then
+    /// abandoned, so a hanging candidate costs at most 1.2 times the answer's own latency.
+    /// Results in priority order, abandoned ones left out.
+    static func byPriority<Result: Sendable>(
+        _ urls: [String], isDecisive: @escaping @Sendable (Result) -> Bool, attempt: @escaping @Sendable (String) async -> Result
+    ) async -> [Result] {
+        let started = monotonicSeconds()
+        var results = [Result?](repeating: nil, count: urls.count)
+        await withTaskGroup(of: (Int, Result?).self) { group in
+            for (i, url) in urls.enumerated() {
+                group.addTask { (i, await attempt(url)) }
+            }
+            var graceStarted = false
+            while let (index, result) = await group.next() {
+                if index >= 0 { results[index] = result }
+                if let best = results.firstIndex(where: { $0.map(isDecisive) == true }) {
+                    let higherPending = (0..<best).contains { results[$0] == nil }
+                    if !higherPending || index == -1 { break }
+                    if !graceStarted {
+                        graceStarted = true
+                        let grace = min(2, 0.2 * (monotonicSeconds() - started))
+                        group.addTask {
+                            try? await sleep(seconds: grace)
+                            return (-1, nil)
+                        }
+                    }
+                } else if results.allSatisfy({ $0 != nil }) {
+                    break
+                }
+            }
+            group.cancelAll()
+        }
+        return results.compactMap { $0 }
+    }
+
     /// Step 1, in priority order: built from the exact e-mail domain only.
     public static func httpsCandidates(domain: String) -> [String] {
         ["https://\(domain)/autodiscover/autodiscover.xml", "https://autodiscover.\(domain)/autodiscover/autodiscover.xml"]
@@ -279,37 +315,10 @@ final class AutodiscoverRun: Sendable {
         return false
     }
 
-    /// Starts every candidate at once. When a lower-priority one answers first, higher-priority
-    /// ones still running get a short grace (a fifth of the time so far, at most 2 s) and are then
-    /// abandoned, so a hanging candidate costs at most 1.2 times the answer's own latency.
     func probeConcurrently(_ urls: [String], email: String) async -> [CandidateResult] {
-        let started = monotonicSeconds()
-        var results = [CandidateResult?](repeating: nil, count: urls.count)
-        await withTaskGroup(of: (Int, CandidateResult?).self) { group in
-            for (i, url) in urls.enumerated() {
-                group.addTask { (i, await self.post(url: url, email: email, viaRedirect: false)) }
-            }
-            var graceStarted = false
-            while let (index, result) = await group.next() {
-                if index >= 0 { results[index] = result }
-                if let best = results.firstIndex(where: { $0?.isDecisive == true }) {
-                    let higherPending = (0..<best).contains { results[$0] == nil }
-                    if !higherPending || index == -1 { break }
-                    if !graceStarted {
-                        graceStarted = true
-                        let grace = min(2, 0.2 * (monotonicSeconds() - started))
-                        group.addTask {
-                            try? await sleep(seconds: grace)
-                            return (-1, nil)
-                        }
-                    }
-                } else if results.allSatisfy({ $0 != nil }) {
-                    break
-                }
-            }
-            group.cancelAll()
+        await AutodiscoverRules.byPriority(urls, isDecisive: \.isDecisive) { url in
+            await self.post(url: url, email: email, viaRedirect: false)
         }
-        return results.compactMap { $0 }
     }
 
     /// An authenticated POX POST, following redirectUrl answers and HTTP redirects under the rules.

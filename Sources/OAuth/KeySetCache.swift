@@ -26,12 +26,7 @@ public actor KeySetCache {
     /// retry and report. On the token endpoint's host (Microsoft, SuperOffice) it also opens
     /// the connection the token request then reuses from libcurl's pool.
     public func prefetch(_ url: String) async {
-        if sets[url] != nil { return }
-        if let pending = inFlight[url] {
-            _ = await pending.value
-            return
-        }
-        _ = await fetch(url, shared: true)
+        if sets[url] == nil { _ = await fetch(url, shared: true) }
     }
 
     /// The cached set, else the one being fetched (nil when that fetch failed: fetch anew).

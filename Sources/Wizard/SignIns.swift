@@ -90,7 +90,7 @@ extension WizardService {
         let tenant: String?? = adminConsent ? .some(signedIn.account["tenantId"]?.stringValue) : nil
         return (
             account: adminConsent ? ["adminConsent": true] : [:],
-            settings: Microsoft365Settings.afterSignIn(discoveredEwsUrl: nil, adminConsentTenant: tenant)
+            settings: Microsoft365Settings.afterSignIn(adminConsentTenant: tenant)
         )
     }
 
@@ -104,7 +104,7 @@ extension WizardService {
             _ = try? await store.update(profileId) { profile in
                 var c = profile.connection(for: .microsoft365)
                 guard c.hasRefreshToken, c.account?["userPrincipalName"]?.stringValue == upn else { return }
-                c.settings["discoveredEwsUrl"] = .string(ews)
+                Microsoft365Settings.fileDiscoveredEws(ews, into: &c.settings)
                 profile.setConnection(c, for: .microsoft365)
             }
         }

@@ -79,15 +79,19 @@ public struct Microsoft365Settings: Sendable, Equatable {
         tenantId = settings["tenantId"]?.stringValue
     }
 
-    /// What a sign-in adds: the EWS URL Autodiscover v2 names, and a tenant-wide consent.
-    public static func afterSignIn(discoveredEwsUrl: String?, adminConsentTenant: String??) -> JSONObject {
+    /// What a sign-in adds: a tenant-wide consent. The EWS URL Autodiscover v2 names comes
+    /// later (`fileDiscoveredEws`), looked up after the sign-in is kept.
+    public static func afterSignIn(adminConsentTenant: String??) -> JSONObject {
         var settings = JSONObject()
-        settings.put("discoveredEwsUrl", discoveredEwsUrl, null: false)
         if let tenant = adminConsentTenant {
             settings["adminConsentGranted"] = true
             settings["tenantId"] = tenant.map(JSONValue.string) ?? .null
         }
         return settings
+    }
+
+    public static func fileDiscoveredEws(_ url: String, into settings: inout JSONObject) {
+        settings.put("discoveredEwsUrl", url, null: false)
     }
 }
 
